@@ -1,0 +1,3 @@
+from fascore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Resumable checkpoints: written atomically each epoch, loaded with ``weights_only=True``.
+
+A checkpoint holds the trained model, the optimizer, the LR scheduler, the AMP scaler, the RNG
+states (torch CPU and CUDA, and the data streams' generators) and the selection state, so a killed
+run continues where it stopped and never executes code when loaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from fascore.errors import FascoreError
+from fascore.runs import Run
+
+
+def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, streams=()) -> None:
+    """Write ``checkpoint.pt`` via a temporary file and an atomic rename."""
+    state = {
+        "epoch": epoch,
+        "model": method.model.state_dict(),
+        "optimizer": method.optimizer.state_dict(),
+        "scheduler": sched.state_dict(),
+        "scaler": method.scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "streams": [s.gen.get_state() for s in streams],
+        "best_epoch": -1 if best is None else int(best["epoch"]),
+        "best_score": 0.0 if best is None else float(best["score"]),
+    }
+    target = run.file("checkpoint")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, target)
+
+
+def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | None]:
+    """Restore everything ``save_checkpoint`` wrote; returns (last epoch, best selection)."""
+    try:
+        state = torch.load(run.file("checkpoint"), map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn or foreign file: say which and what to do
+        raise FascoreError(
+            f"cannot load {run.file('checkpoint')}: {err}. Delete it to restart the run from scratch."
+        ) from None
+    method.model.load_state_dict(state["model"])
+    method.optimizer.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    method.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    for stream, gen_state in zip(streams, state["streams"], strict=False):
+        stream.gen.set_state(gen_state)
+    best = None
+    if state["best_epoch"] >= 0:
+        best = {"epoch": state["best_epoch"], "score": state["best_score"]}
+    return int(state["epoch"]), best

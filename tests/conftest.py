@@ -1,0 +1,39 @@
+"""Session fixtures: the tiny SynthFAS preset and a run store holding a tiny real demo experiment.
+
+Tests that read the store set ``FASCORE_RUNS_DIR`` themselves (``monkeypatch.setenv``) to the
+path ``tiny_store`` returns, so no test leaks the variable into another.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Keep the tests on the CPU cores CI has, and off any user cache.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "fascore-numba"))
+
+TINY_METHODS = ("finetune", "distill")
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory) -> Path:
+    """The tiny SynthFAS preset, generated once per test session."""
+    from fascore.synth import generate
+
+    return generate("tiny", tmp_path_factory.mktemp("synthfas-tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_manifest) -> Path:
+    """A run store with a real tiny demo experiment: a teacher and two students, analysed."""
+    from fascore.demo import demo_configs, run_demo
+    from fascore.runs import RunStore
+
+    root = tmp_path_factory.mktemp("runs")
+    configs = demo_configs("tiny", methods=TINY_METHODS, data=str(tiny_manifest), n_boot=100)
+    runs = run_demo(configs, RunStore(root), progress=False)
+    assert all(r.state() == "done" for r in runs), [r.status() for r in runs]
+    return root
