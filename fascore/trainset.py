@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,8 +19,9 @@ from fascore.config import RunConfig
 from fascore.data import ImageArray, load_images
 from fascore.errors import FascoreError
 from fascore.fewshot import sample_shots
-from fascore.manifest import read_manifest, read_preprocessing
+from fascore.manifest import read_preprocessing
 from fascore.methods import METHODS
+from fascore.protocols import load_manifests
 from fascore.runs import CancelRequested, Run, RunStore
 
 #: Columns of the per-sample scores table (see docs/run-folder.md).
@@ -37,24 +39,6 @@ SCORE_COLUMNS = [
     "score",
 ]
 TEACHER_WAIT_S = 2.0
-
-
-def read_data(paths: tuple[str, ...]) -> pd.DataFrame:
-    """Concatenate several manifests; domain names and video ids must not collide across them."""
-    frames = []
-    for p in paths:
-        df = read_manifest(p)
-        df["manifest"] = str(p)
-        frames.append(df)
-    if not frames:
-        raise FascoreError("no manifest given: pass --data MANIFEST (one or more)")
-    seen: dict[str, str] = {}
-    for df in frames:
-        for dom in df["domain"].unique():
-            if dom in seen and seen[dom] != df["manifest"].iloc[0]:
-                raise FascoreError(f"domain {dom!r} appears in two manifests; rename one")
-            seen[dom] = df["manifest"].iloc[0]
-    return pd.concat(frames, ignore_index=True)
 
 
 def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict]:
@@ -139,7 +123,7 @@ class TrainData:
 
 def load_train_data(cfg: RunConfig, run: Run) -> TrainData:
     """Read, split, sample shots and decode the images (cached in the store's ``.cache``)."""
-    frame, shots = protocol_parts(read_data(cfg.data), cfg)
+    frame, shots = protocol_parts(load_manifests([Path(p) for p in cfg.data]), cfg)
     run.write_json("shots", shots)
     cache = run.path.parent / ".cache"
     cache.mkdir(parents=True, exist_ok=True)

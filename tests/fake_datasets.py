@@ -1,0 +1,140 @@
+"""Tiny fake copies of the four public PAD data sets, with their real folder layout, file names,
+subject and protocol lists and face annotation formats, for the importer tests.
+
+Every video is 12 frames of 96x96 (mpeg4), a drawn face that OpenCV's Haar cascade finds in
+frames 0-8 and an empty background in frames 9-11, so both the detector path and the "no face,
+dropped and counted" path run. ``FACE_BOX`` is where the face is; annotation files give it for
+frames 0-8 and nothing (a zero box, or no line) for the empty frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+SIZE, N_FRAMES, FACE_FRAMES = 96, 12, range(9)
+FACE_BOX = (8, 11, 80, 80)  # x, y, w, h: what the Haar cascade reports for the drawn face
+EYES = ((36, 42), (60, 42))  # the drawn eye centres (x, y)
+BACKGROUND = 90
+
+
+def face_frame(shift: int = 0) -> np.ndarray:
+    """(SIZE, SIZE, 3) RGB: a frontal cartoon face (skin oval, dark eyes and brows, mouth)."""
+    img = np.full((SIZE, SIZE, 3), BACKGROUND, np.uint8)
+    cx, cy = SIZE // 2 + shift, SIZE // 2 + 4
+    cv2.ellipse(img, (cx, cy), (30, 40), 0, 0, 360, (215, 175, 150), -1)
+    for dx in (-12, 12):
+        cv2.ellipse(img, (cx + dx, cy - 10), (7, 4), 0, 0, 360, (40, 40, 40), -1)
+        cv2.line(img, (cx + dx - 8, cy - 19), (cx + dx + 8, cy - 19), (60, 50, 50), 3)
+    cv2.line(img, (cx, cy - 6), (cx, cy + 8), (180, 140, 120), 3)
+    cv2.ellipse(img, (cx, cy + 20), (11, 4), 0, 0, 360, (140, 60, 60), -1)
+    return img
+
+
+def write_video(path: Path, faces: range = FACE_FRAMES) -> Path:
+    """A short mpeg4 video (container from the suffix): a face in ``faces``, else background."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuv420p"
+        stream.options = {"qscale": "2"}
+        for i in range(N_FRAMES):
+            rgb = (
+                face_frame((i % 3) - 1)
+                if i in faces
+                else np.full((SIZE, SIZE, 3), BACKGROUND, np.uint8)
+            )
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def replay_attack(root: Path, annotations: bool = True) -> Path:
+    """train: clients 1-2, devel: 3, test: 4; per client one live and three attack videos."""
+    box = " ".join(map(str, FACE_BOX))  # the .face format: frame x y w h
+    splits = {"train": (1, 2), "devel": (3,), "test": (4,)}
+    for split, clients in splits.items():
+        for c in clients:
+            names = [
+                f"real/client{c:03d}_session01_webcam_authenticate_controlled_1",
+                f"attack/fixed/attack_print_client{c:03d}_session01_highdef_photo_controlled",
+                f"attack/hand/attack_mobile_client{c:03d}_session01_mobile_video_adverse",
+                f"attack/fixed/attack_highdef_client{c:03d}_session01_highdef_photo_adverse",
+            ]
+            for name in names:
+                write_video(root / split / f"{name}.mov")
+                if annotations:
+                    face = root / "face-locations" / split / f"{name}.face"
+                    face.parent.mkdir(parents=True, exist_ok=True)
+                    rows = [
+                        f"{i} {box if i in FACE_FRAMES else '0 0 0 0'}" for i in range(N_FRAMES)
+                    ]
+                    face.write_text("\n".join(rows) + "\n")
+    write_video(root / "enroll" / "train" / "client001_session01_webcam_enroll_controlled.mov")
+    return root
+
+
+def casia_fasd(root: Path) -> Path:
+    """train_release/1-3 and test_release/1-2, each with 1.avi, 3.avi, 6.avi and HR_4.avi."""
+    for folder, subjects in (("train_release", 3), ("test_release", 2)):
+        for s in range(1, subjects + 1):
+            for stem in ("1", "3", "6", "HR_4"):
+                write_video(root / folder / str(s) / f"{stem}.avi")
+    return root
+
+
+def msu_mfsd(root: Path) -> Path:
+    """Train clients 2, 3, 5 and test clients 1, 13; four videos each, .face beside them."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train_sub_list.txt").write_text("02\n03\n05\n")
+    (root / "test_sub_list.txt").write_text("01\n13\n")
+    x, y, w, h = FACE_BOX
+    for c in (1, 2, 3, 5, 13):
+        for name in (
+            f"real/real_client{c:03d}_laptop_SD_scene01.mov",
+            f"real/real_client{c:03d}_android_SD_scene01.mp4",
+            f"attack/attack_client{c:03d}_laptop_SD_printed_photo_scene01.mov",
+            f"attack/attack_client{c:03d}_android_SD_ipad_video_scene01.mp4",
+        ):
+            video = write_video(root / "scene01" / name)
+            rows = [f"{i},{x},{y},{x + w},{y + h}" for i in FACE_FRAMES]
+            video.with_suffix(".face").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def oulu_npu(root: Path) -> Path:
+    """Users 01-02 (train), 21 (dev), 36 (test); phones 1-2, session 1; files 1, 2 and 4.
+    Protocol_1 lists the phone-1 videos only, plus a mislabelled line and a missing video."""
+    (left, top), (right, _) = EYES
+    # OULU numbers frames from 1; eye lines only where the face is
+    eyes = "".join(f"{i + 1}, {left}, {top}, {right}, {top}\n" for i in FACE_FRAMES)
+    lists: dict[str, list[str]] = {"Train": [], "Dev": [], "Test": []}
+    for folder, users in (("Train", (1, 2)), ("Dev", (21,)), ("Test", (36,))):
+        for user in users:
+            for phone in (1, 2):
+                for file in (1, 2, 4):
+                    stem = f"{phone}_1_{user:02d}_{file}"
+                    video = write_video(root / f"{folder}_files" / f"{stem}.avi")
+                    video.with_suffix(".txt").write_text(eyes)
+                    if phone == 1:
+                        label = "+1" if file == 1 else ("-2" if folder == "Test" else "-1")
+                        lists[folder].append(f"{label},{stem}")
+    lists["Train"] += ["+1,1_1_02_2", "-1,1_1_03_2"]  # label disagrees; listed but missing
+    protocol = root / "Protocols" / "Protocol_1"
+    protocol.mkdir(parents=True)
+    for name, lines in lists.items():
+        (protocol / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+BUILDERS = {
+    "replay-attack": replay_attack,
+    "casia-fasd": casia_fasd,
+    "msu-mfsd": msu_mfsd,
+    "oulu-npu": oulu_npu,
+}
