@@ -116,8 +116,12 @@ def main() -> None:
             "|---|---|---|---|---|---|---|\n" + line
         )
         key = f"train-{device.type}"
-        write_section(key, f"Training-step throughput ({device.type})",
-                      "python -m bench.bench_train " + " ".join(_argv()), body)
+        write_section(
+            key,
+            f"Training-step throughput ({device.type})",
+            "python -m bench.bench_train " + " ".join(_argv()),
+            body,
+        )
 
 
 def _argv() -> list[str]:

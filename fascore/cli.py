@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "fascore.validate",
     "fascore.importers.cli",
     "fascore.report_cli",
+    "fascore.analysis.cli",
+    "fascore.synth.cli",
 ]
 
 

@@ -10,9 +10,10 @@ import time
 class Progress:
     """Counts steps, estimates the rate and the time left, and draws a bar on a TTY."""
 
-    def __init__(self, total: int, *, enabled: bool = True, label: str = "") -> None:
+    def __init__(self, total: int, *, enabled: bool = True, label: str = "", batch: int = 0):
         self.total, self.done, self.label = max(total, 1), 0, label
         self.base = 0  # steps done before this process started (a resumed run)
+        self.batch = batch  # images per step, for the images/s figure
         self.t0 = time.time()
         self.last: dict[str, float] = {}
         self.draw = enabled and sys.stderr.isatty()
@@ -51,6 +52,7 @@ class Progress:
             "fraction": self.done / self.total,
             "eta_s": round(self.eta(), 1),
             "steps_per_s": round(self.rate(), 3),
+            "images_per_s": round(self.rate() * self.batch, 1),
             "loss": {k: round(v, 5) for k, v in self.last.items()},
         }
 

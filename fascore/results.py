@@ -20,8 +20,12 @@ from fascore.demo import STUDENT_METHODS, demo_configs, run_demo
 from fascore.runs import Run
 
 METRICS = ("hter", "auc", "apcer", "bpcer", "acer")
-ABLATION = (("CE (finetune)", "finetune"), ("+ MMD", "mmd"), ("+ pair", "pair"),
-            ("full (distill)", "distill"))
+ABLATION = (
+    ("CE (finetune)", "finetune"),
+    ("+ MMD", "mmd"),
+    ("+ pair", "pair"),
+    ("full (distill)", "distill"),
+)
 SHOTS = (1, 5, 10, 25, None)
 SWEEP_METHODS = ("target_only", "finetune", "mmd", "distill")
 
@@ -42,8 +46,10 @@ def _fmt(values: pd.Series, pct: bool) -> str:
     v = values.dropna().to_numpy() * scale
     if len(v) == 0:
         return "n/a"
-    return f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}" if pct else (
-        f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+    return (
+        f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}"
+        if pct
+        else (f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}")
     )
 
 
@@ -97,13 +103,19 @@ def verdict(df: pd.DataFrame) -> str:
     gap = (b["mean"] - d["mean"]) * 100
     spread = max(d["std"], b["std"]) * 100
     if gap > spread:
-        return (f"`distill` has the lowest mean HTER of the methods compared with it here, "
-                f"{gap:.1f} points below the best baseline (`{best}`), more than one std over seeds.")
+        return (
+            f"`distill` has the lowest mean HTER of the methods compared with it here, "
+            f"{gap:.1f} points below the best baseline (`{best}`), more than one std over seeds."
+        )
     if gap > 0:
-        return (f"`distill` is {gap:.1f} points below the best baseline (`{best}`), within one "
-                f"std over seeds ({spread:.1f}): not a clear win on this data.")
-    return (f"`distill` does **not** beat the best baseline (`{best}`): its mean HTER is "
-            f"{-gap:.1f} points higher.")
+        return (
+            f"`distill` is {gap:.1f} points below the best baseline (`{best}`), within one "
+            f"std over seeds ({spread:.1f}): not a clear win on this data."
+        )
+    return (
+        f"`distill` does **not** beat the best baseline (`{best}`): its mean HTER is "
+        f"{-gap:.1f} points higher."
+    )
 
 
 def _results(args: argparse.Namespace) -> int:
@@ -111,9 +123,13 @@ def _results(args: argparse.Namespace) -> int:
     seeds = tuple(args.seeds)
     common = {"analysis": False, "n_boot": 200}
     main = demo_configs(args.preset, seeds, STUDENT_METHODS, **common)
-    sweep = [c for k in SHOTS if k != 5
-             for c in demo_configs(args.preset, seeds, SWEEP_METHODS, shots=k, **common)
-             if c.method != "source_only"]
+    sweep = [
+        c
+        for k in SHOTS
+        if k != 5
+        for c in demo_configs(args.preset, seeds, SWEEP_METHODS, shots=k, **common)
+        if c.method != "source_only"
+    ]
     runs = run_demo(main + sweep, progress=False)
     df = collect(runs)
     out = Path(args.out)
@@ -151,7 +167,9 @@ set's EER threshold, video-level scoring, mean ± std over seeds {list(seeds)}.
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("results", help="train/reuse the demo protocol over seeds and write docs/results.md")
+    p = sub.add_parser(
+        "results", help="train/reuse the demo protocol over seeds and write docs/results.md"
+    )
     p.add_argument("--preset", default="demo")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="docs/results.md")

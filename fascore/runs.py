@@ -146,16 +146,20 @@ class Run:
         return status
 
     def state(self) -> str:
-        """The effective state: a 'running' job whose process died reads as 'interrupted'."""
+        """The effective state: a queued or running job whose process died reads 'interrupted'.
+
+        A queued run with no pid has not been started yet; once a pid is recorded on this host, a
+        dead pid means the job crashed (or the machine rebooted) before it could say so.
+        """
         status = self.status()
         state = status.get("state", "queued")
-        if state != "running":
+        if state not in ACTIVE_STATES:
             return state
         same_host = status.get("host", socket.gethostname()) == socket.gethostname()
-        if same_host and not pid_alive(status.get("pid")):
+        if same_host and status.get("pid") and not pid_alive(status.get("pid")):
             return "interrupted"
-        stale = time.time() - float(status.get("heartbeat", 0)) > HEARTBEAT_STALE_S
-        return "interrupted" if stale else "running"
+        stale = time.time() - float(status.get("heartbeat", time.time())) > HEARTBEAT_STALE_S
+        return "interrupted" if state == "running" and stale else state
 
     def progress(self) -> dict:
         return self.status().get("progress") or {}
@@ -210,6 +214,12 @@ class Run:
             return None
         with np.load(self.file(key), allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
+
+    def reset(self) -> None:
+        """Remove every output but the config, so a restarted run starts clean."""
+        for key, name in FILES.items():
+            if key != "config":
+                (self.path / name).unlink(missing_ok=True)
 
     # -- completion and cancel requests -----------------------------------------------------
     def mark_done(self) -> None:

@@ -182,6 +182,8 @@ def train(
         run.write_config(config.to_dict())
     elif not resume and run.has("done"):
         return run
+    elif not resume:
+        run.reset()  # a restarted run starts clean: no stale metrics or checkpoints
     run.clear_cancel()
     run.update_status(state="queued", pid=os.getpid(), message="starting")
     try:
@@ -222,7 +224,8 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
         start_epoch, best = load_checkpoint(run, method, sched, live)
         run.log(f"resumed after epoch {start_epoch}")
     src, tgt = (iter(s) if s is not None else None for s in streams)
-    bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id)
+    bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
+    run.update_status(message=f"training {cfg.method} on {device.type}")
     bar.skip(start_epoch * n_steps)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)

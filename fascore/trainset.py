@@ -123,6 +123,10 @@ class TrainData:
 
 def load_train_data(cfg: RunConfig, run: Run) -> TrainData:
     """Read, split, sample shots and decode the images (cached in the store's ``.cache``)."""
+    from fascore.demo import ensure_demo_data
+
+    run.update_status(message="preparing the data")
+    ensure_demo_data(cfg.data)
     frame, shots = protocol_parts(load_manifests([Path(p) for p in cfg.data]), cfg)
     run.write_json("shots", shots)
     cache = run.path.parent / ".cache"

@@ -11,7 +11,9 @@ from PIL import Image
 from fascore.manifest import write_manifest
 
 
-def stripe_manifest(out: Path, domains=("studio", "phone"), subjects: int = 6, size: int = 40) -> Path:
+def stripe_manifest(
+    out: Path, domains=("studio", "phone"), subjects: int = 6, size: int = 40
+) -> Path:
     """A two-domain manifest: spoof images carry horizontal stripes whose level shifts by domain.
 
     Splits are subject-disjoint (train, dev, test = half, a quarter, a quarter of the subjects);

@@ -34,7 +34,16 @@ def test_training_run_on_cuda(tmp_path):
     from tests.helpers import stripe_manifest
 
     manifest = stripe_manifest(tmp_path / "data")
-    cfg = RunConfig(method="source_only", data=(str(manifest),), shots=0, select="source_dev",
-                    epochs=1, batch_size=16, analysis=False, device="cuda", n_boot=20)
+    cfg = RunConfig(
+        method="source_only",
+        data=(str(manifest),),
+        shots=0,
+        select="source_dev",
+        epochs=1,
+        batch_size=16,
+        analysis=False,
+        device="cuda",
+        n_boot=20,
+    )
     run = training.train(cfg, RunStore(tmp_path / "runs"), progress=False)
     assert run.state() == "done"

@@ -47,8 +47,10 @@ def test_update_and_predict(name, pair_mode):
     assert all(math.isfinite(v) for v in logs.values())
     weighted = sum(v for k, v in logs.items() if k != "total")  # all weights are 1 by default
     assert logs["total"] == pytest.approx(weighted, rel=1e-4)
-    assert any(not torch.equal(a, b) for a, b in zip(before_m, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before_m, model.parameters(), strict=True))
     if method.teacher is not None:  # the teacher is frozen
-        assert all(torch.equal(a, b) for a, b in zip(before_t, method.teacher.parameters()))
+        assert all(
+            torch.equal(a, b) for a, b in zip(before_t, method.teacher.parameters(), strict=True)
+        )
         assert not method.teacher.training
     assert method.predict(torch.randn(3, 3, 64, 64)).shape == (3, 2)

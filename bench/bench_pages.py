@@ -1,0 +1,119 @@
+"""Time every dashboard page's render through Streamlit's AppTest, cold and warm.
+
+Cold: the page's first run in a fresh Python process (its imports and cache misses included, the
+interpreter and Streamlit's own start-up excluded). Warm: the best of the next runs in that
+process (caches filled), which is what a user sees when clicking around. Targets: < 3 s cold,
+< 1 s warm. The store is the demo experiment when the run store holds it (``python -m fascore
+demo``), else a fake store of the demo's size (a teacher and six students, ~840 scored images
+each; tests/fakes.py); the output says which.
+
+    python bench/bench_pages.py [--store DIR] [--warm-runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAGES = ("overview", "train", "compare", "alignment", "gradcam", "report")
+DEMO_EXPERIMENT = "synthfas-demo"
+COLD_TARGET_S, WARM_TARGET_S = 3.0, 1.0
+
+
+def _child(page: str, warm_runs: int) -> None:
+    """Runs in the fresh process: print {"cold": s, "warm": s, "errors": [...]} as JSON."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
+    t0 = time.perf_counter()
+    at.run()
+    cold = time.perf_counter() - t0
+    warm = []
+    for _ in range(warm_runs):
+        t0 = time.perf_counter()
+        at.run()
+        warm.append(time.perf_counter() - t0)
+    problems = [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
+    print(json.dumps({"cold": cold, "warm": min(warm), "errors": problems}))
+
+
+def _store(given: str | None) -> tuple[Path, str]:
+    """The store to time against and a sentence saying what it holds."""
+    from fascore.runs import RunStore
+
+    store = RunStore(given)
+    demo = [r for r in store if r.config().get("experiment") == DEMO_EXPERIMENT]
+    if demo:
+        return store.root, f"the demo experiment ({len(demo)} runs) in `{store.root}`"
+    if given:
+        return store.root, f"the {len(store.runs())} runs in `{store.root}`"
+    from tests.fakes import make_fake_store
+
+    root = Path(tempfile.mkdtemp(prefix="fascore-bench-pages-")) / "runs"
+    runs = make_fake_store(root, n_students=6, n_videos=104, weights=True)
+    n = len(runs[1].read_table("scores"))
+    return root, (
+        f"a fake store of the demo's size ({len(runs)} runs, {n} scored images each; "
+        "tests/fakes.py): the demo experiment was not in the run store"
+    )
+
+
+def _time_page(page: str, store: Path, warm_runs: int) -> dict:
+    env = {**os.environ, "FASCORE_RUNS_DIR": str(store), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, __file__, "--child", page, "--warm-runs", str(warm_runs)]
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode or not lines:
+        return {"cold": float("nan"), "warm": float("nan"), "errors": [out.stderr[-300:]]}
+    return json.loads(lines[-1])
+
+
+def _table(results: dict[str, dict]) -> str:
+    rows = ["| page | cold (s) | warm (s) | within target | page errors |", "|---|---|---|---|---|"]
+    for page, r in results.items():
+        ok = r["cold"] < COLD_TARGET_S and r["warm"] < WARM_TARGET_S
+        errors = "; ".join(e.replace("|", "/")[:80] for e in r["errors"]) or "none"
+        rows.append(
+            f"| {page} | {r['cold']:.2f} | {r['warm']:.3f} | {'yes' if ok else 'NO'} | {errors} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", help="run store to time against (default: the demo, or a fake)")
+    parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument("--child", choices=PAGES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.warm_runs)
+        return
+    store, what = _store(args.store)
+    load = os.getloadavg()[0]
+    results = {page: _time_page(page, store, args.warm_runs) for page in PAGES}
+    body = (
+        f"Store: {what}. Load average when timing started: {load:.1f} on {os.cpu_count()} "
+        "cores (other work shares the machine; idle machines are faster). "
+        f"Cold = first run of the page in a fresh process; warm = best of "
+        f"{args.warm_runs} further runs. Targets: cold < {COLD_TARGET_S:.0f} s, warm < "
+        f"{WARM_TARGET_S:.0f} s. Script time through `streamlit.testing` (no browser paint).\n\n"
+        + _table(results)
+    )
+    print(body)
+    from bench._report import write_section
+
+    command = " ".join(["python bench/bench_pages.py", *sys.argv[1:]])
+    write_section("pages", "Dashboard pages: render time", command, body)
+
+
+if __name__ == "__main__":
+    main()

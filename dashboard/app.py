@@ -1,0 +1,39 @@
+"""The dashboard's entry point: ``streamlit run dashboard/app.py``. Navigation only.
+
+Each view lives in one file of the top-level ``pages/`` folder; all logic lives in ``fascore``.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # so `import fascore` and `from dashboard import ui` work
+
+import streamlit as st  # noqa: E402
+
+from dashboard import ui  # noqa: E402
+
+PAGES = ROOT / "pages"
+
+st.set_page_config(page_title="fascore · face anti-spoofing lab", page_icon="🛡️", layout="wide")
+navigation = st.navigation(
+    {
+        "Runs": [
+            st.Page(
+                PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True
+            ),
+            st.Page(PAGES / "train.py", title="Train", icon=":material/rocket_launch:"),
+        ],
+        "Analysis": [
+            st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
+            st.Page(PAGES / "alignment.py", title="Alignment", icon=":material/scatter_plot:"),
+            st.Page(
+                PAGES / "gradcam.py", title="Grad-CAM", icon=":material/local_fire_department:"
+            ),
+        ],
+        "Share": [st.Page(PAGES / "report.py", title="Report", icon=":material/description:")],
+    }
+)
+ui.sidebar_footer()
+navigation.run()

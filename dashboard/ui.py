@@ -1,0 +1,306 @@
+"""Shared widgets and cached loaders for the dashboard pages.
+
+Every page imports this module instead of pasting its own sidebar, run picker or error handling.
+State lives in run folders; ``st.session_state`` holds only UI choices, so a reload or a second
+tab loses nothing. Loaders are keyed on the file's modification time, so a page sees a job's new
+results on its next rerun without a stale cache and without re-reading unchanged files.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fascore import jobs
+from fascore.errors import FascoreError
+from fascore.manifest import manifest_path, read_raw
+from fascore.runs import Run, RunStore
+
+SHARE_ENV = "FASCORE_SHARE"
+log = logging.getLogger("fascore.dashboard")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BADGES = {
+    "queued": "⏳ queued",
+    "running": "🔄 running",
+    "done": "✅ done",
+    "failed": "❌ failed",
+    "cancelled": "⛔ cancelled",
+    "interrupted": "⚠️ interrupted",
+}
+
+
+# -- store and cached loaders --------------------------------------------------------------------
+def store() -> RunStore:
+    """The run store (``$FASCORE_RUNS_DIR`` or ``checkpoints/``), read afresh on every call."""
+    return RunStore()
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _table(root: str) -> pd.DataFrame:
+    return RunStore(root).table()
+
+
+def runs_table() -> pd.DataFrame:
+    """One summary row per run, newest first (``RunStore.table``), cached for about 2 s."""
+    return _table(str(store().root))
+
+
+def refresh_runs() -> None:
+    """Forget the cached run table, e.g. right after submitting or cancelling a job."""
+    _table.clear()
+
+
+def _mtime(run: Run, key: str) -> int:
+    try:
+        return run.file(key).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _read_table(path: str, key: str, mtime: int) -> pd.DataFrame | None:
+    return Run(Path(path)).read_table(key)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _read_json(path: str, key: str, mtime: int) -> Any:
+    return Run(Path(path)).read_json(key)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _read_arrays(path: str, key: str, mtime: int) -> dict[str, np.ndarray] | None:
+    return Run(Path(path)).read_arrays(key)
+
+
+def read_table(run: Run, key: str) -> pd.DataFrame | None:
+    """``run.read_table(key)``, cached until the file changes (callers must not mutate it)."""
+    return _read_table(str(run.path), key, _mtime(run, key))
+
+
+def read_json(run: Run, key: str) -> Any:
+    """``run.read_json(key)``, cached until the file changes."""
+    return _read_json(str(run.path), key, _mtime(run, key))
+
+
+def read_arrays(run: Run, key: str) -> dict[str, np.ndarray] | None:
+    """``run.read_arrays(key)``, cached until the file changes."""
+    return _read_arrays(str(run.path), key, _mtime(run, key))
+
+
+def metrics_frame(run: Run) -> pd.DataFrame:
+    """The run's metrics.jsonl flattened to columns like ``train.ce``, ``target_dev.auc``."""
+    records = run.metrics()
+    return pd.json_normalize(records) if records else pd.DataFrame()
+
+
+# -- widgets -------------------------------------------------------------------------------------
+def state_badge(state: str) -> str:
+    """A short emoji + word for a run state (unknown states pass through)."""
+    return BADGES.get(state, str(state))
+
+
+def empty_state(message: str) -> None:
+    """An info box that says what is missing and what to do next."""
+    st.info(message, icon="💡")
+
+
+def share_mode() -> bool:
+    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling)."""
+    return os.environ.get(SHARE_ENV, "") == "1"
+
+
+def _run_label(table: pd.DataFrame) -> Callable[[str], str]:
+    rows = table.set_index("run") if len(table) else None
+
+    def label(run_id: str) -> str:
+        if rows is None or run_id not in rows.index:
+            return run_id
+        row = rows.loc[run_id]
+        return f"{run_id} · {row['method']} · {state_badge(row['state'])}"
+
+    return label
+
+
+def run_picker(
+    label: str,
+    key: str,
+    *,
+    runs: list[str] | None = None,
+    default: str | None = None,
+    param: str = "run",
+) -> Run | None:
+    """A selectbox of run ids (labelled with method and state) synced with query param ``param``.
+
+    ``runs`` restricts the choices (default: every run, newest first). The query parameter makes
+    a deep link to the exact run; an unknown id in the link falls back to ``default`` or the
+    first run. Returns None (rendering nothing) when there is no run to choose: the caller shows
+    an empty state.
+    """
+    table = runs_table()
+    ids = list(runs) if runs is not None else table["run"].tolist()
+    if not ids:
+        return None
+    wanted, synced = st.query_params.get(param), f"_{key}_link"
+    if wanted in ids and wanted != st.session_state.get(synced):
+        st.session_state[key] = wanted  # the link changed (a new URL, or a page pointed at a run)
+    elif st.session_state.get(key) not in ids:
+        st.session_state[key] = default if default in ids else ids[0]
+    choice = st.selectbox(label, ids, key=key, format_func=_run_label(table))
+    st.session_state[synced] = choice
+    if choice and st.query_params.get(param) != choice:
+        st.query_params[param] = choice
+    return store().run(choice) if choice else None
+
+
+def safe_page(fn: F) -> F:
+    """Run a page body so the user never sees a traceback.
+
+    A ``FascoreError`` is the user's to fix: its message is shown as is. Anything else is our
+    bug: one line on the page, the traceback in the server log. Streamlit's own control-flow
+    exceptions (``st.rerun``, ``st.stop``) derive from BaseException and pass through.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FascoreError as err:
+            st.error(str(err))
+        except Exception:
+            what = fn.__name__.replace("_", " ")
+            log.exception("dashboard page %s failed", fn.__name__)
+            st.error(f"Something went wrong while showing {what} — details are in the server log.")
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def sidebar_footer() -> None:
+    """Where the runs live and whether this dashboard is read-only (shown on every page)."""
+    with st.sidebar:
+        st.caption(f"Run store: `{store().root}`")
+        if share_mode():
+            st.caption("🔒 Read-only share mode: launching and cancelling are hidden.")
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+@st.cache_data(ttl=10, show_spinner=False)
+def devices() -> list[dict[str, Any]]:
+    """``fascore.jobs.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
+    return jobs.devices()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _known_manifests(root: str) -> list[str]:
+    paths = {p for run in RunStore(root) for p in run.config().get("data") or ()}
+    return sorted(paths)
+
+
+def known_manifests() -> list[str]:
+    """Every manifest a run in the store was trained on (for the Train page's data picker)."""
+    return _known_manifests(str(store().root))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _domains(path: str, mtime: int) -> list[str]:
+    return sorted(read_raw(path)["domain"].unique())
+
+
+def manifest_domains(path: str) -> list[str]:
+    """The capture domains of a manifest (a FascoreError when it cannot be read)."""
+    target = manifest_path(path)
+    return _domains(str(target), target.stat().st_mtime_ns if target.exists() else 0)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def job_panel(run: Run) -> None:
+    """One job's state, progress bar, loss terms, current MMD, ETA and images/s."""
+    status = run.status()
+    state = run.state()
+    message = f" · {status['message']}" if status.get("message") else ""
+    st.markdown(f"**{state_badge(state)}** · `{run.id}`{message}")
+    progress = status.get("progress") or {}
+    if not progress:
+        return
+    text = f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}"
+    st.progress(min(1.0, float(progress.get("fraction") or 0.0)), text=text)
+    cols = st.columns(3)
+    cols[0].metric("ETA", _duration(progress.get("eta_s")) if state == "running" else "–")
+    if progress.get("images_per_s"):
+        cols[1].metric("images/s", f"{progress['images_per_s']:.0f}")
+    else:  # an older trainer reports optimisation steps only
+        rate = progress.get("steps_per_s")
+        cols[1].metric("steps/s", f"{rate:.2f}" if rate else "–")
+    mmd = progress.get("mmd")
+    cols[2].metric("MMD² (current)", f"{mmd:.4f}" if mmd is not None else "–")
+    losses = progress.get("loss") or {}
+    if losses:
+        st.caption("Loss terms (last step, unweighted): " + ", ".join(
+            f"{k} {v:.4f}" for k, v in losses.items()
+        ))  # fmt: skip
+
+
+def metrics_chart(run: Run) -> None:
+    """Loss terms and dev AUC per epoch, from the run's metrics.jsonl."""
+    frame = metrics_frame(run)
+    if frame.empty or "epoch" not in frame:
+        empty_state("No epoch finished yet: curves appear after the first evaluation.")
+        return
+    frame = frame.set_index("epoch")
+    if len(frame) < 2:  # a line needs two points: show the one evaluation as numbers
+        st.dataframe(frame.filter(regex=r"^train\.|_dev\.|^mmd$"))
+        return
+    left, right = st.columns(2)
+    loss = frame.filter(like="train.").rename(columns=lambda c: c.removeprefix("train."))
+    left.caption("Training loss terms per epoch")
+    left.line_chart(loss, height=220)
+    dev = frame.filter(regex=r"_dev\.auc$|^mmd$")
+    right.caption("Dev AUC (source / target) and MMD² per epoch")
+    right.line_chart(dev, height=220)
+
+
+def _watch(path: str, state_at_start: str) -> None:
+    run = Run(Path(path))
+    if run.state() != state_at_start:
+        st.rerun()  # started, finished or failed: a full rerun updates buttons and timers
+    job_panel(run)
+    metrics_chart(run)
+    with st.expander("Log (last 30 lines)", expanded=state_at_start == "failed"):
+        st.code(run.log_tail(30) or "(empty)", language=None)
+
+
+def watch_job(run: Run, every_s: float = 2.0) -> None:
+    """A job's panel, curves and log tail, refreshed every ``every_s`` while it is active."""
+    state = run.state()
+    active = state in ("queued", "running")
+    st.fragment(_watch, run_every=every_s if active else None)(str(run.path), state)
+
+
+def job_controls(run: Run) -> None:
+    """Cancel (queued or running) or resume (interrupted, failed, cancelled) one job."""
+    state = run.state()
+    if state in ("queued", "running") and st.button("Cancel this job", key="cancel"):
+        with st.spinner("Stopping the job and its workers…"):
+            jobs.cancel(run)
+        refresh_runs()
+        st.rerun()
+    if state in jobs.RESUMABLE_STATES and st.button("Resume from the last checkpoint"):
+        jobs.resume(run)
+        refresh_runs()
+        st.rerun()

@@ -1,0 +1,151 @@
+"""Train: launch teacher and student runs as background jobs, watch them, cancel or resume them."""
+
+import streamlit as st
+
+from dashboard import ui
+from fascore import jobs
+from fascore.config import RunConfig
+from fascore.errors import FascoreError
+from fascore.protocols import PROTOCOLS
+
+NEW_TEACHER = "(train a new teacher first)"
+SIZES = (32, 48, 64, 96, 128, 160, 224)
+
+
+def _data(left, right) -> tuple[str, str, list[str]] | None:
+    """('synth', preset, domains) or ('manifest', path, domains); None when none is usable."""
+    from fascore.synth.domains import DOMAIN_NAMES
+    from fascore.synth.generate import PRESETS
+
+    kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
+    if kind == "SynthFAS preset":
+        preset = right.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("demo"))
+        return "synth", preset, list(DOMAIN_NAMES)
+    path = right.selectbox(
+        "Manifest (pick a known one or type a path to manifest.csv or its folder)",
+        ui.known_manifests(), index=None, accept_new_options=True, key="train-manifest",
+    )  # fmt: skip
+    if not path:
+        ui.empty_state("Give a manifest: `python -m fascore synth` or `import` writes one.")
+        return None
+    return "manifest", path, ui.manifest_domains(path)
+
+
+def _protocol(col, domains: list[str]) -> dict:
+    """A registered protocol whose domains the data has, or custom choices (source, target, k)."""
+    presets = [PROTOCOLS.get(n)() for n in PROTOCOLS.names()]
+    usable = {p.name: p for p in presets if {*p.source_domains, p.target_domain} <= set(domains)}
+    choice = col.selectbox("Protocol preset", ["custom", *usable], key="train-protocol")
+    if choice == "custom":
+        return {"source_domains": domains[:1], "target_domain": domains[-1], "shots": 5,
+                "shot_unit": "video"}  # fmt: skip
+    proto = usable[choice]
+    col.caption(proto.description)
+    return {"source_domains": list(proto.source_domains), "target_domain": proto.target_domain,
+            "shots": proto.shots, "shot_unit": proto.shot_unit}  # fmt: skip
+
+
+def _teachers() -> list[str]:
+    table = ui.runs_table()
+    ok = (table["method"] == "source_only") & ~table["state"].isin(jobs.RESUMABLE_STATES)
+    return [NEW_TEACHER, *table.loc[ok, "run"]]
+
+
+def _form(domains: list[str], proto: dict) -> dict | None:
+    """The launch form; returns its values when submitted."""
+    from fascore.methods import METHODS  # imports torch: only once the form is opened
+    from fascore.models import MODELS
+
+    valid = [d for d in proto["source_domains"] if d in domains]
+    with st.form("launch"):
+        a, b, c = st.columns(3)
+        v = {"sources": a.multiselect("Source domains", domains, default=valid)}
+        tgt = proto["target_domain"]
+        v["target"] = b.selectbox(
+            "Target domain", domains, index=domains.index(tgt) if tgt in domains else 0
+        )
+        v["shots"] = c.number_input(
+            "Shots (labelled target videos per class)", 0, 500, proto["shots"] or 0
+        )
+        v["methods"] = a.multiselect("Methods", METHODS.names(), default=["distill"])
+        v["seeds"] = b.multiselect("Seeds", list(range(10)), default=[0])
+        v["teacher"] = c.selectbox("Teacher (for student methods)", _teachers())
+        v["model"] = a.selectbox(
+            "Backbone", MODELS.names(), index=MODELS.names().index("alexnet_mini")
+        )
+        v["image_size"] = b.select_slider("Image size", SIZES, value=64)
+        v["epochs"] = c.number_input("Epochs", 1, 500, 8)
+        v["w_mmd"] = a.number_input("MMD weight", 0.0, 100.0, 1.0)
+        v["w_pair"] = b.number_input("Pair weight", 0.0, 100.0, 1.0)
+        v["w_kd"] = c.number_input("KD weight", 0.0, 100.0, 1.0)
+        v["pair_mode"] = a.radio("Pair term", ["contrastive", "relational"], horizontal=True)
+        devs = ["auto", *(d["id"] for d in ui.devices())]
+        labels = {d["id"]: d["label"] for d in ui.devices()} | {
+            "auto": "auto (GPU if any, else CPU)"
+        }
+        v["device"] = b.selectbox("Device", devs, format_func=labels.get)
+        v["experiment"] = c.text_input(
+            "Experiment name", placeholder="default: source-to-target-kK"
+        )
+        return v if st.form_submit_button("Launch", type="primary") else None
+
+
+def _launch(kind: str, value: str, v: dict, shot_unit: str) -> None:
+    if kind == "synth":
+        from fascore.synth import ensure_synth
+
+        with st.spinner(f"Preparing SynthFAS {value} (generated once, then reused)…"):
+            value = str(ensure_synth(value))
+    name = v["experiment"] or f"{'+'.join(v['sources'])}-to-{v['target']}-k{v['shots']}"
+    base = RunConfig(data=(value,), source_domains=tuple(v["sources"]), target_domain=v["target"],
+                     shots=int(v["shots"]), model=v["model"], image_size=v["image_size"],
+                     epochs=int(v["epochs"]), w_mmd=v["w_mmd"], w_pair=v["w_pair"], w_kd=v["w_kd"],
+                     pair_mode=v["pair_mode"], device=v["device"], experiment=name,
+                     shot_unit=shot_unit)  # fmt: skip
+    teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
+    runs = jobs.launch(base, v["methods"], v["seeds"], teacher=teacher)
+    ui.refresh_runs()
+    st.query_params["run"] = runs[-1].id
+    st.success(f"Launched {len(runs)} run(s): " + ", ".join(f"`{r.id}`" for r in runs))
+
+
+def _launcher() -> None:
+    cols = st.columns([2, 3, 3])
+    data = _data(cols[0], cols[1])
+    if data is None:
+        return
+    kind, value, domains = data
+    proto = _protocol(cols[2], domains)
+    values = _form(domains, proto)
+    if values:
+        try:
+            _launch(kind, value, values, proto["shot_unit"])
+        except FascoreError as err:
+            st.error(str(err))
+
+
+@ui.safe_page
+def train_page() -> None:
+    st.title("Train")
+    if ui.share_mode():
+        st.caption("🔒 Read-only share mode: launching, cancelling and resuming are hidden.")
+    else:
+        box = st.expander(
+            "Launch new runs", expanded=ui.runs_table().empty, key="train-launch", on_change="rerun"
+        )  # on_change: the form (and torch) loads only once the expander is opened
+        if box.open:
+            with box:
+                _launcher()
+    st.header("Jobs")
+    table = ui.runs_table()
+    running = table.loc[table["state"] == "running", "run"].tolist()
+    run = ui.run_picker("Run", key="train-run", default=running[0] if running else None)
+    if run is None:
+        ui.empty_state("No runs yet: launch one above, or build the demo on the Overview page.")
+        return
+    if not ui.share_mode():
+        ui.job_controls(run)
+    ui.watch_job(run)
+
+
+train_page()

@@ -1,0 +1,174 @@
+"""The Compare, Alignment, Grad-CAM and Report pages via AppTest: fake, empty and real stores."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.fakes import make_fake_store
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
+TIMEOUT = 60
+PAGES = ("compare", "alignment", "gradcam", "report")
+
+
+def _page(page: str, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(f"../pages/{page}.py").run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e for e in at.error if "Something went wrong" in str(e.value)]
+
+
+def _texts(at: AppTest, kind: str) -> str:
+    return " ".join(str(e.value) for e in getattr(at, kind))
+
+
+def _charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    return [im.caption for el in at.image for im in el.proto.imgs]
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("views") / "runs"
+    make_fake_store(root, n_students=2, weights=True)  # random weights, so Grad-CAM runs
+    return root
+
+
+@pytest.fixture()
+def fake(fake_root, monkeypatch):
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(fake_root))
+    monkeypatch.delenv("FASCORE_SHARE", raising=False)
+    return sorted(p.name for p in fake_root.iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_view_on_an_empty_store_says_what_to_do(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(tmp_path / "empty"))
+    at = _page(page)
+    assert "Overview page" in _texts(at, "info")
+
+
+def test_compare_defaults_to_the_students_own_teacher(fake):
+    student = next(r for r in fake if r.startswith("distill"))
+    teacher = next(r for r in fake if r.startswith("source_only"))
+    at = _page("compare", run=student)
+    assert [s.value for s in at.selectbox] == [student, teacher]
+    assert at.query_params["teacher"] == [teacher] or at.query_params["teacher"] == teacher
+    table = at.dataframe[0].value
+    assert "HTER (non-ISO)" in table["metric"].tolist() and "delta (second − first)" in table
+    assert _charts(at) == 2  # the first tab: ROC and DET
+    assert f"compare?run={student}&teacher={teacher}" in _texts(at, "caption")
+    at = _page("compare", run=student, view="Disagreements")
+    assert "gradcam?run=" + student in _texts(at, "caption")  # the gallery links to Grad-CAM
+    assert "view=Disagreements" in _texts(at, "caption")  # the link reopens this tab
+    at = _page("compare", run=student, view="Distributions")
+    assert _charts(at) == 1
+    at.radio(key="cmp_by").set_value("attack").run()
+    _ok(at)
+
+
+def test_compare_threshold_slider_moves_apcer_and_bpcer(fake):
+    at = _page("compare", run=next(r for r in fake if r.startswith("distill")), view="Threshold")
+    assert _charts(at) == 1  # only the open tab is drawn: the APCER/BPCER sweep
+    at.slider(key="cmp_t").set_value(0.0).run()
+    _ok(at)
+    values = {m.label: m.value for m in at.metric}
+    assert values["student APCER"] == "0.0%" and values["student BPCER"] == "100.0%"
+    at.slider(key="cmp_t").set_value(1.0).run()
+    assert {m.label: m.value for m in at.metric}["student APCER"] == "100.0%"
+
+
+def test_compare_refuses_two_different_protocols(fake, fake_root, tmp_path):
+    student = next(r for r in fake if r.startswith("mmd"))
+    run = fake_root / student
+    config = (run / "config.json").read_text()
+    try:
+        (run / "config.json").write_text(config.replace('"phone"', '"kiosk"'))
+        at = _page("compare", run=student)
+        assert "target_domain: phone vs kiosk" in _texts(at, "error")
+    finally:
+        (run / "config.json").write_text(config)
+
+
+def test_alignment_shows_the_linked_view_with_its_statistics(fake):
+    student = next(r for r in fake if r.startswith("distill"))
+    at = _page("alignment", run=student, view="shift")
+    assert at.radio(key="view").value == "shift"
+    assert at.radio(key="view").options == ["shift", "aligned", "student"]
+    assert "MMD²" in at.dataframe[0].value and "p-value" in at.dataframe[0].value
+    assert "seed 0" in _texts(at, "caption")  # the sampling is stated
+    assert _charts(at) >= 4  # map, MMD per epoch, epoch map, animation
+    at.radio(key="al_color").set_value("model").run()
+    _ok(at)
+    at.radio(key="view").set_value("student").run()
+    assert "alignment?run=" + student + "&view=student" in _texts(at, "caption")
+    assert _page("alignment", run=student).radio(key="view").value == "aligned"  # the default
+
+
+def test_gradcam_shows_teacher_and_student_side_by_side(fake):
+    student = next(r for r in fake if r.startswith("distill"))
+    at = _page("gradcam", run=student)
+    captions = _image_captions(at)
+    assert len(captions) == 3 and captions[0].startswith("input")
+    assert captions[1].startswith("teacher P(spoof)") and captions[2].startswith("student P(")
+    at.slider(key="gc_alpha").set_value(0.9).run()
+    _ok(at)
+    at.radio(key="gc_source").set_value("Any scored image").run()
+    _ok(at)
+    assert len(_image_captions(at)) == 3
+
+
+def _png(size=(40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (180, 120, 90)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_gradcam_explains_an_upload_and_rejects_a_bad_one(fake):
+    at = _page("gradcam", run=next(r for r in fake if r.startswith("distill")))
+    at.radio(key="gc_source").set_value("Upload an image").run()
+    at.file_uploader[0].set_value(("face.png", _png(), "image/png")).run()
+    _ok(at)
+    assert len(_image_captions(at)) == 3
+    at.file_uploader[0].set_value(("face.png", b"not an image at all", "image/png")).run()
+    _ok(at)
+    assert "could not be read as an image" in _texts(at, "error")
+
+
+def test_report_builds_one_html_file_to_download(fake):
+    student = next(r for r in fake if r.startswith("distill"))
+    at = _page("report", run=student)
+    assert len(at.multiselect(key="rep_runs").value) == 2  # the student and its teacher
+    at.multiselect(key="rep_cams").set_value([]).run()
+    at.button(key="rep_build").click().run()
+    _ok(at)
+    assert "Report ready" in _texts(at, "success")
+    assert len(at.download_button) == 1
+    assert "python -m fascore report" in _texts(at, "caption")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_view_on_a_real_tiny_experiment(page, tiny_store, monkeypatch):
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(tiny_store))
+    student = next(p.name for p in Path(tiny_store).iterdir() if p.name.startswith("distill"))
+    at = _page(page, run=student)
+    assert not _texts(at, "error"), _texts(at, "error")
+    assert _charts(at) or _image_captions(at) or at.multiselect
