@@ -105,8 +105,12 @@ class _Doc:
     def table(self, df: pd.DataFrame) -> None:
         self.add(df.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0))
 
-    def json(self, obj: object) -> None:
-        self.add(f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>")
+    def json(self, obj: object, summary: str | None = None) -> None:
+        """A JSON block; with ``summary``, folded under it (long records stay one line)."""
+        block = f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>"
+        if summary:
+            block = f"<details><summary>{html.escape(summary)}</summary>{block}</details>"
+        self.add(block)
 
     def figure(self, fig: go.Figure) -> None:
         self.add(
@@ -261,11 +265,19 @@ def _protocol_section(doc: _Doc, runs: Sequence[Run], names: list[str]) -> None:
         "note",
     )
     for path in sorted({p for c in cfgs for p in c.get("data") or []}):
+        record = read_preprocessing(path) or {"note": "no preprocessing record beside it"}
         doc.h(3, f"Preprocessing record of {Path(path).parent.name}/{Path(path).name}")
-        doc.json(read_preprocessing(path) or {"note": "no preprocessing record beside it"})
+        doc.json(record, summary=_record_line(record))
     doc.h(3, "Shots (labelled target samples each run saw)")
     for name, run in zip(names, runs, strict=True):
         doc.p(f"{name}: {json.dumps(_shots_summary(run.read_json('shots')))}")
+
+
+def _record_line(record: dict) -> str:
+    """One line naming how the images were made (the full record unfolds below it)."""
+    keys = ("generator", "decoder", "detector", "crop", "frame_rule", "version")
+    said = [f"{k}: {record[k]}" for k in keys if isinstance(record.get(k), str | int | float)]
+    return "; ".join(said) or "show the full record"
 
 
 def _shots_summary(shots: dict | None) -> dict:

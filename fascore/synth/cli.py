@@ -28,12 +28,15 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
+    """A live counter on a terminal; a line per tenth in a log."""
+    if sys.stderr.isatty():
         print(
             f"\rrendering videos: {done}/{total}",
             end="\n" if done == total else "",
             file=sys.stderr,
         )
+    elif done == total or done % max(1, total // 10) == 0:
+        print(f"rendering videos: {done}/{total}", file=sys.stderr)
 
 
 def run_synth(args: argparse.Namespace) -> int:

@@ -105,6 +105,19 @@ class Domain:
     edge_prob: float  # chance that an instrument's border (paper edge, bezel) enters the crop
 
 
+# A laptop shows up in both the studio and the office.
+LAPTOP_LCD = Screen(
+    name="laptop-lcd",
+    pixel_pitch=1.45,
+    gamma=2.4,  # laptop panels are often darker in the mid-tones
+    tint=(0.98, 1.0, 1.03),
+    brightness=0.9,
+    fill=0.70,
+    glare=0.10,
+    black=0.05,
+    picture_blur=0.2,
+)
+
 DOMAINS: dict[str, Domain] = {
     # Source domain: a lab capture, good camera, controlled light. Its attack cues are fine
     # textures (halftone dots, screen moire) that only a sharp, clean camera resolves.
@@ -143,7 +156,7 @@ DOMAINS: dict[str, Domain] = {
                 paper=(0.95, 0.95, 0.94),  # bright white photo paper
                 grain=0.03,
                 gloss=0.35,  # glossy coating: a bright specular band
-                bleed=0.35,  # inkjet droplets spread a little
+                bleed=0.2,  # inkjet droplets spread a little
                 picture_blur=0.0,  # printed from a sharp studio photo
             ),
             Printer(
@@ -170,17 +183,7 @@ DOMAINS: dict[str, Domain] = {
                 black=0.03,  # LCD backlight bleed
                 picture_blur=0.0,  # replays a sharp studio recording
             ),
-            Screen(
-                name="laptop-lcd",
-                pixel_pitch=1.45,
-                gamma=2.4,  # laptop panels are often darker in the mid-tones
-                tint=(0.98, 1.0, 1.03),
-                brightness=0.9,
-                fill=0.70,
-                glare=0.10,
-                black=0.05,
-                picture_blur=0.2,
-            ),
+            LAPTOP_LCD,
         ),
         masks=(
             MaskKind(name="paper-mask", gamut=0.75, texture=0.05, relief=0.2, rim=0.45, gloss=0.1),
@@ -239,17 +242,7 @@ DOMAINS: dict[str, Domain] = {
             ),
         ),
         screens=(
-            Screen(
-                name="laptop-lcd",
-                pixel_pitch=1.45,
-                gamma=2.4,
-                tint=(0.97, 1.0, 1.05),
-                brightness=0.9,
-                fill=0.70,
-                glare=0.10,
-                black=0.05,
-                picture_blur=0.3,
-            ),
+            LAPTOP_LCD,
             Screen(
                 name="monitor-lcd",
                 pixel_pitch=1.80,  # large desktop monitor: coarse pixels
@@ -387,7 +380,7 @@ DOMAINS: dict[str, Domain] = {
                 grain=0.08,
                 gloss=0.45,
                 bleed=0.85,  # dye crystals: nearly continuous tone
-                picture_blur=0.5,  # printed from a compressed social-media photo
+                picture_blur=0.35,  # printed from a compressed social-media photo
             ),
             Printer(
                 name="minilab-photo",
@@ -398,7 +391,7 @@ DOMAINS: dict[str, Domain] = {
                 grain=0.02,
                 gloss=0.50,  # glossy photo paper
                 bleed=1.0,  # silver-halide print: continuous tone
-                picture_blur=0.6,
+                picture_blur=0.4,
             ),
         ),
         screens=(
@@ -411,7 +404,7 @@ DOMAINS: dict[str, Domain] = {
                 fill=0.55,
                 glare=0.12,  # matte screen protector
                 black=0.0,  # OLED blacks emit nothing
-                picture_blur=0.45,  # replays a compressed recording
+                picture_blur=0.3,  # replays a compressed recording
             ),
             Screen(
                 name="oled-tablet",
@@ -422,11 +415,11 @@ DOMAINS: dict[str, Domain] = {
                 fill=0.60,
                 glare=0.10,
                 black=0.0,
-                picture_blur=0.45,
+                picture_blur=0.3,
             ),
         ),
         masks=(
-            MaskKind(name="latex-mask", gamut=0.80, texture=0.04, relief=0.9, rim=0.45, gloss=0.35),
+            MaskKind(name="latex-mask", gamut=0.85, texture=0.04, relief=0.9, rim=0.3, gloss=0.35),
         ),
         edge_prob=0.1,  # selfie distance: the instrument fills the view
     ),

@@ -314,6 +314,32 @@ def render_face(
     return out.astype(np.float32), marks
 
 
+def _office(d: ImageDraw.ImageDraw, rng: np.random.Generator, k: float) -> None:
+    """Furniture, posters and shelves; some shelves hold book spines (fine vertical texture)."""
+    for _ in range(int(rng.integers(3, 7))):
+        x0, y0 = rng.uniform(-20, 230, 2) * k
+        x1, y1 = x0 + rng.uniform(20, 120) * k, y0 + rng.uniform(20, 160) * k
+        d.rectangle([x0, y0, x1, y1], fill=_c(rng.uniform(0.05, 0.95, 3)))
+        if rng.uniform() < 0.4:
+            for xs in np.arange(x0, x1, rng.uniform(3, 7) * k):
+                width = max(1, int(2 * k))
+                d.line([xs, y0, xs, y1], fill=_c(rng.uniform(0.05, 0.9, 3)), width=width)
+
+
+def _street(d: ImageDraw.ImageDraw, rng: np.random.Generator, k: float, size: int) -> None:
+    """Sky, building blocks and trees."""
+    sky = size * rng.uniform(0.2, 0.6)
+    d.rectangle([0, 0, size, sky], fill=_c(rng.uniform([0.5, 0.6, 0.75], [0.85, 0.9, 1.0])))
+    for _ in range(int(rng.integers(2, 6))):
+        x0 = rng.uniform(-40, 230) * k
+        box = [x0, sky * rng.uniform(0.2, 1.0), x0 + rng.uniform(40, 110) * k, size]
+        d.rectangle(box, fill=_c(rng.uniform(0.2, 0.8, 3)))
+    for _ in range(int(rng.integers(0, 4))):
+        x, y, r = rng.uniform(0, size), rng.uniform(sky * 0.5, size), rng.uniform(15, 45) * k
+        green = _c(rng.uniform([0.1, 0.3, 0.1], [0.3, 0.6, 0.3]))
+        d.ellipse([x - r, y - r, x + r, y + r], fill=green)
+
+
 def render_background(style: str, rng: np.random.Generator, size: int) -> np.ndarray:
     """A session background (S, S, 3): plain backdrop, office clutter, kiosk tiles or street."""
     base = rng.uniform(0.25, 0.85, 3) * (rng.uniform(0.5, 1.0) if style != "backdrop" else 1)
@@ -321,38 +347,18 @@ def render_background(style: str, rng: np.random.Generator, size: int) -> np.nda
     d = ImageDraw.Draw(img)
     k = size / 256
     if style == "office":
-        for _ in range(int(rng.integers(3, 7))):
-            x0, y0 = rng.uniform(-20, 230, 2) * k
-            x1, y1 = x0 + rng.uniform(20, 120) * k, y0 + rng.uniform(20, 160) * k
-            d.rectangle([x0, y0, x1, y1], fill=_c(rng.uniform(0.05, 0.95, 3)))
-            if rng.uniform() < 0.4:  # a shelf of book spines: fine vertical texture
-                for xs in np.arange(x0, x1, rng.uniform(3, 7) * k):
-                    d.line(
-                        [xs, y0, xs, y1],
-                        fill=_c(rng.uniform(0.05, 0.9, 3)),
-                        width=max(1, int(2 * k)),
-                    )
+        _office(d, rng, k)
     elif style == "kiosk":
-        step = rng.uniform(18, 40) * k
-        grout = _c(base, 0.8)
+        step, grout, width = rng.uniform(18, 40) * k, _c(base, 0.8), max(1, int(2 * k))
         for p in np.arange(rng.uniform(0, step), size, step):
-            d.line([p, 0, p, size], fill=grout, width=max(1, int(2 * k)))
-            d.line([0, p, size, p], fill=grout, width=max(1, int(2 * k)))
+            d.line([p, 0, p, size], fill=grout, width=width)
+            d.line([0, p, size, p], fill=grout, width=width)
     elif style == "street":
-        sky = size * rng.uniform(0.2, 0.6)
-        d.rectangle([0, 0, size, sky], fill=_c(rng.uniform([0.5, 0.6, 0.75], [0.85, 0.9, 1.0])))
-        for _ in range(int(rng.integers(2, 6))):
-            x0 = rng.uniform(-40, 230) * k
-            d.rectangle([x0, sky * rng.uniform(0.2, 1.0), x0 + rng.uniform(40, 110) * k, size],
-                        fill=_c(rng.uniform(0.2, 0.8, 3)))  # fmt: skip
-        for _ in range(int(rng.integers(0, 4))):
-            x, y, r = rng.uniform(0, size), rng.uniform(sky * 0.5, size), rng.uniform(15, 45) * k
-            d.ellipse(
-                [x - r, y - r, x + r, y + r], fill=_c(rng.uniform([0.1, 0.3, 0.1], [0.3, 0.6, 0.3]))
-            )
+        _street(d, rng, k, size)
     out = np.asarray(img, dtype=np.float32) / 255.0
     yy = np.linspace(-1, 1, size, dtype=np.float32)[:, None, None]
     out = out * (1 + rng.uniform(-0.2, 0.2) * yy)  # light falls off across the wall
-    # Depth of field: the background is behind the subject, out of focus except in the studio.
+    # Depth of field: the background is behind the subject, so it is out of focus; the far
+    # street most, the kiosk wall right behind the user least (a plain backdrop shows no blur).
     sigma = {"backdrop": 3.0, "office": 1.5, "kiosk": 0.8, "street": 2.0}[style] * k
     return cv2.GaussianBlur(out, (0, 0), sigma)

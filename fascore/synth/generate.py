@@ -63,8 +63,12 @@ class SynthSpec:
             raise FascoreError(f"image_size {self.image_size} is outside 32..256 pixels")
 
     def digest(self) -> str:
-        """Hash of the spec and the generator version: names a cache entry."""
-        text = json.dumps({"spec": asdict(self), "version": VERSION}, sort_keys=True)
+        """Hash of the spec, the generator version and the parameters of its domains: names a
+        cache entry, so retuning the domain table invalidates data made with the old one."""
+        params = {d: asdict(DOMAINS[d]) for d in self.domains}
+        text = json.dumps(
+            {"spec": asdict(self), "version": VERSION, "domains": params}, sort_keys=True
+        )
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     def n_images(self) -> int:
@@ -74,7 +78,7 @@ class SynthSpec:
 
 PRESETS: dict[str, SynthSpec] = {
     "tiny": SynthSpec(image_size=64, subjects=(4, 2, 2), frames=2),  # tests: 384 images
-    "demo": SynthSpec(image_size=64, subjects=(16, 6, 8), frames=5),  # dashboard demo: 3,600
+    "demo": SynthSpec(image_size=64, subjects=(24, 8, 10), frames=3),  # dashboard demo: 3,024
     "full": SynthSpec(image_size=112, subjects=(30, 10, 15), frames=6),  # benchmarks: 7,920
 }
 

@@ -73,8 +73,8 @@ def inside(su: np.ndarray, sv: np.ndarray, lo: float, px: float) -> np.ndarray:
 
 
 def sample_picture(
-    picture: np.ndarray, su: np.ndarray, sv: np.ndarray, margin: float, nearest=False
-):
+    picture: np.ndarray, su: np.ndarray, sv: np.ndarray, margin: float, nearest: bool = False
+) -> np.ndarray:
     """The picture (S, S, 3) looked up at instrument coordinates, inside the margin."""
     s = picture.shape[0]
     mx = ((su - margin) / (1 - 2 * margin) * s - 0.5).astype(np.float32)
@@ -243,5 +243,7 @@ def wear_mask(
         holes = np.maximum(holes, np.clip((1 - d) * marks.eye_r + 0.5, 0, 1))
     rim = 1 - kind.rim * np.exp(-(((r - 1) * marks.a / (0.03 * s)) ** 2))
     out = wearer * (1 - cut[..., None]) + printed * cut[..., None]
-    out = out * (1 - holes[..., None]) + wearer * 0.45 * holes[..., None]
+    # Eyes sit deep behind a flat paper mask; a moulded mask hugs the face and shades them less.
+    shadow = 0.45 + 0.35 * kind.relief
+    out = out * (1 - holes[..., None]) + wearer * shadow * holes[..., None]
     return (out * rim[..., None]).astype(np.float32)

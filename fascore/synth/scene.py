@@ -16,7 +16,7 @@ import numpy as np
 
 from fascore.synth import faces, instruments
 from fascore.synth.camera import capture
-from fascore.synth.domains import DOMAINS, Domain
+from fascore.synth.domains import DOMAINS, Domain, MaskKind, Printer, Screen
 
 SUPERSAMPLE = 4  # scene pixels per output pixel: drawing and instruments are antialiased by it
 IMAGES_DIR = "images"
@@ -101,7 +101,7 @@ def source_picture_scene(task: VideoTask, dom: Domain, rng: np.random.Generator,
     return faces.render_background(style, rng, s), light
 
 
-def instrument(task: VideoTask, dom: Domain):
+def instrument(task: VideoTask, dom: Domain) -> Printer | Screen | MaskKind | None:
     """The printer, screen or mask kind this attack video uses (None for live)."""
     options = {"print": dom.printers, "replay": dom.screens, "mask": dom.masks}.get(task.attack)
     if not options:
