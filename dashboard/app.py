@@ -3,7 +3,9 @@
 Each view lives in one file of the top-level ``pages/`` folder; all logic lives in ``fascore``.
 """
 
+import importlib
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,6 +17,23 @@ import streamlit as st  # noqa: E402
 from dashboard import ui  # noqa: E402
 
 PAGES = ROOT / "pages"
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up() -> threading.Thread:
+    """Import torch, torchvision and captum once per server, in the background.
+
+    They take 2-3 s to import; without this, the first visit to Grad-CAM (or the launch form)
+    pays it. A page that needs them meanwhile simply waits on Python's import lock.
+    """
+    thread = threading.Thread(
+        target=lambda: [importlib.import_module(m) for m in WARM_MODULES], daemon=True
+    )
+    thread.start()
+    return thread
+
+
+WARM_MODULES = ("fascore.training", "fascore.analysis.gradcam")
 
 st.set_page_config(page_title="fascore · face anti-spoofing lab", page_icon="🛡️", layout="wide")
 navigation = st.navigation(
@@ -36,4 +55,5 @@ navigation = st.navigation(
     }
 )
 ui.sidebar_footer()
+_warm_up()
 navigation.run()

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from fascore.errors import FascoreError
 
@@ -208,11 +207,22 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
     return (x * bright.view(b, 1, 1, 1)).clamp_(0.0, 1.0)
 
 
+def _stats(x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(3, 1, 1) * scale
+    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(3, 1, 1) * scale
+    return mean, std
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """(x - MEAN) / STD per channel, for x in [0, 1] of shape (..., 3, H, W)."""
-    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(3, 1, 1)
-    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(3, 1, 1)
+    mean, std = _stats(x, 1.0)
     return (x - mean) / std
+
+
+def normalize_bytes_(x: torch.Tensor) -> torch.Tensor:
+    """In place: pixel values in [0, 255] (float) -> (x/255 - MEAN) / STD, in one pass each."""
+    mean, std = _stats(x, 255.0)
+    return x.sub_(mean).div_(std)
 
 
 def denormalize(x: torch.Tensor) -> np.ndarray:
@@ -291,10 +301,12 @@ class FaceBatches:
         xb = self.data.images[idx]
         if self.device.type == "cuda":
             xb = xb.pin_memory()  # lets the copy overlap with the previous step's compute
-        x = xb.to(self.device, non_blocking=True).float().div_(255.0)
+        x = xb.to(self.device, non_blocking=True).float()
         if self.augment is not None:
-            x = augment_batch(x, self.augment, self.gen)
-        return normalize(x), self.labels[idx].to(self.device), idx
+            x = normalize(augment_batch(x.div_(255.0), self.augment, self.gen))
+        else:
+            x = normalize_bytes_(x)  # the fast path: no [0, 1] intermediate
+        return x, self.labels[idx].to(self.device), idx
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         for pos in self._positions():
@@ -315,6 +327,8 @@ class ManifestDataset(Dataset):
         y = df["y"] if "y" in df.columns else (df["label"] == "spoof").astype(int)
         self.y = torch.as_tensor(np.array(y, dtype=np.int64))
         self.size = size
+        from torchvision.transforms import v2  # here: torchvision costs ~1 s to import
+
         a = Augment()
         steps = [
             v2.RandomResizedCrop(size, scale=(a.scale[0] ** 2, 1.0), ratio=(1.0, 1.0)),

@@ -24,7 +24,7 @@ import torch
 from fascore import metrics
 from fascore.checkpoint import load_checkpoint, save_checkpoint
 from fascore.config import RunConfig
-from fascore.data import FaceBatches, normalize
+from fascore.data import FaceBatches, normalize, normalize_bytes_
 from fascore.errors import FascoreError
 from fascore.methods import METHODS, Batch, Method
 from fascore.models import FASModel, create_model
@@ -110,8 +110,8 @@ def predict_scores(model: FASModel, data: TrainData, rows: np.ndarray, device) -
     out = []
     for start in range(0, len(rows), 256):
         idx = torch.as_tensor(rows[start : start + 256])
-        x = data.images.images[idx].to(device).float().div_(255.0)
-        out.append(torch.softmax(model(normalize(x)).float(), dim=1)[:, 1].cpu())
+        x = normalize_bytes_(data.images.images[idx].to(device).float())
+        out.append(torch.softmax(model(x).float(), dim=1)[:, 1].cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros(0)
 

@@ -12,23 +12,28 @@ NEW_TEACHER = "(train a new teacher first)"
 SIZES = (32, 48, 64, 96, 128, 160, 224)
 
 
-def _data(left, right) -> tuple[str, str, list[str]] | None:
-    """('synth', preset, domains) or ('manifest', path, domains); None when none is usable."""
+def _data(left, right) -> tuple[tuple[str, ...], list[str]] | None:
+    """(manifest paths, their domains); None until the user has given usable data.
+
+    A SynthFAS preset names its cache location: the first job generates it if it is missing.
+    """
+    from fascore.demo import demo_manifest
     from fascore.synth.domains import DOMAIN_NAMES
     from fascore.synth.generate import PRESETS
 
     kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
     if kind == "SynthFAS preset":
         preset = right.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("demo"))
-        return "synth", preset, list(DOMAIN_NAMES)
-    path = right.selectbox(
-        "Manifest (pick a known one or type a path to manifest.csv or its folder)",
-        ui.known_manifests(), index=None, accept_new_options=True, key="train-manifest",
+        return (str(demo_manifest(preset)),), list(DOMAIN_NAMES)
+    paths = right.multiselect(
+        "Manifests (one or several: pick known ones or type paths to manifest.csv or its folder)",
+        ui.known_manifests(), accept_new_options=True, key="train-manifest",
     )  # fmt: skip
-    if not path:
+    if not paths:
         ui.empty_state("Give a manifest: `python -m fascore synth` or `import` writes one.")
         return None
-    return "manifest", path, ui.manifest_domains(path)
+    domains = sorted({d for p in paths for d in ui.manifest_domains(p)})
+    return tuple(paths), domains
 
 
 def _protocol(col, domains: list[str]) -> dict:
@@ -90,14 +95,9 @@ def _form(domains: list[str], proto: dict) -> dict | None:
         return v if st.form_submit_button("Launch", type="primary") else None
 
 
-def _launch(kind: str, value: str, v: dict, shot_unit: str) -> None:
-    if kind == "synth":
-        from fascore.synth import ensure_synth
-
-        with st.spinner(f"Preparing SynthFAS {value} (generated once, then reused)…"):
-            value = str(ensure_synth(value))
+def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
     name = v["experiment"] or f"{'+'.join(v['sources'])}-to-{v['target']}-k{v['shots']}"
-    base = RunConfig(data=(value,), source_domains=tuple(v["sources"]), target_domain=v["target"],
+    base = RunConfig(data=data, source_domains=tuple(v["sources"]), target_domain=v["target"],
                      shots=int(v["shots"]), model=v["model"], image_size=v["image_size"],
                      epochs=int(v["epochs"]), w_mmd=v["w_mmd"], w_pair=v["w_pair"], w_kd=v["w_kd"],
                      pair_mode=v["pair_mode"], device=v["device"], experiment=name,
@@ -114,12 +114,12 @@ def _launcher() -> None:
     data = _data(cols[0], cols[1])
     if data is None:
         return
-    kind, value, domains = data
+    paths, domains = data
     proto = _protocol(cols[2], domains)
     values = _form(domains, proto)
     if values:
         try:
-            _launch(kind, value, values, proto["shot_unit"])
+            _launch(paths, values, proto["shot_unit"])
         except FascoreError as err:
             st.error(str(err))
 

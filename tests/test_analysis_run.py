@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fascore.analysis import EpochTracker, analyse_run, embed
-from fascore.analysis.embed import INDEX_COLUMNS, balanced_subset, finish_epochs
+from fascore.analysis import EpochTracker, analyse_run
+from fascore.analysis.embed import INDEX_COLUMNS, balanced_subset, embed, finish_epochs
 from fascore.analysis.errors import error_table, run_thresholds
 from fascore.analysis.projection import COLUMNS
 from fascore.cli import main

@@ -104,7 +104,7 @@ def _manifest_form(at: AppTest, path: str) -> AppTest:
     assert [b.label for b in at.button if b.label == "Launch"] == []
     at.session_state["train-launch"] = True
     at.run().radio(key="train-kind").set_value("Manifest").run()
-    at.selectbox(key="train-manifest").set_value(path).run()
+    at.multiselect(key="train-manifest").set_value([path]).run()
     assert not at.exception
     return at
 
