@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from fascore.errors import FascoreError
 from fascore.registry import Registry
@@ -26,7 +25,9 @@ class FASModel(nn.Module):
 
     embed_layers: tuple[str, ...] = ()  # choices for embed_layer; the first is the default
     min_input: int = 32  # smallest square input side (px) the trunk accepts
-    imagenet: tvm.WeightsEnum | None = None  # torchvision's entry; its URL names the cached file
+    imagenet: str | None = (
+        None  # torchvision's weights enum, e.g. "AlexNet_Weights" (names the file)
+    )
     skip_prefix: str = ""  # torchvision keys of the replaced 1000-class layer, never loaded
     net: nn.Module  # the torchvision-keyed trunk
     classifier: nn.Linear  # the new last layer, (D) -> (num_classes)
@@ -108,10 +109,10 @@ class AlexNet(_AlexNetFamily):
     """torchvision's AlexNet, the paper's backbone; embedding fc7 (4096-d) by default."""
 
     min_input = 63  # the third max-pool needs a 3x3 map
-    imagenet = tvm.AlexNet_Weights.IMAGENET1K_V1
+    imagenet = "AlexNet_Weights"
 
     def __init__(self, num_classes: int = 2, embed_layer: str | None = None) -> None:
-        super().__init__(tvm.alexnet(), num_classes, embed_layer)
+        super().__init__(_tv().alexnet(), num_classes, embed_layer)
 
 
 def _mini_trunk(widths: tuple[int, ...] = (16, 48, 96, 64, 64), fc: int = 256) -> nn.Module:
@@ -154,12 +155,12 @@ class ResNet18(FASModel):
     """torchvision's ResNet-18; embedding = the globally pooled 512-d layer4 output."""
 
     embed_layers = ("pool",)
-    imagenet = tvm.ResNet18_Weights.IMAGENET1K_V1
+    imagenet = "ResNet18_Weights"
     skip_prefix = "fc."
 
     def __init__(self, num_classes: int = 2, embed_layer: str | None = None) -> None:
         super().__init__(embed_layer)
-        self.net = tvm.resnet18()
+        self.net = _tv().resnet18()
         self.net.fc = nn.Identity()
         self.classifier = nn.Linear(512, num_classes)
         self.gradcam_name = "net.layer4"
@@ -173,12 +174,12 @@ class MobileNetV3Small(FASModel):
     """torchvision's MobileNetV3-Small; embedding = the 1024-d hidden layer (after Hardswish)."""
 
     embed_layers = ("hidden",)
-    imagenet = tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1
+    imagenet = "MobileNet_V3_Small_Weights"
     skip_prefix = "classifier.3."
 
     def __init__(self, num_classes: int = 2, embed_layer: str | None = None) -> None:
         super().__init__(embed_layer)
-        self.net = tvm.mobilenet_v3_small()
+        self.net = _tv().mobilenet_v3_small()
         self.net.classifier = self.net.classifier[:2]  # Linear(576, 1024), Hardswish
         # torchvision's dropout here is in-place; the head must leave the embedding untouched.
         self.dropout = nn.Dropout(0.2)
@@ -217,6 +218,17 @@ def create_model(
     return model
 
 
+def _tv():
+    """torchvision's model zoo, imported on first use (about 1 s; alexnet_mini never needs it)."""
+    from torchvision import models
+
+    return models
+
+
+def _imagenet_url(model: FASModel) -> str:
+    return getattr(_tv(), model.imagenet).IMAGENET1K_V1.url
+
+
 def imagenet_file(model: FASModel) -> Path:
     """Where torchvision caches the model's ImageNet weights: ``<hub dir>/checkpoints/<file>``."""
     if model.imagenet is None:
@@ -224,7 +236,7 @@ def imagenet_file(model: FASModel) -> Path:
             f"{model.name} has no ImageNet weights (it is fascore's CPU-sized stand-in, not the "
             "paper's network); use --pretrained none or the path of a state dict"
         )
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(model.imagenet.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_imagenet_url(model)).name
 
 
 def load_pretrained(model: FASModel, pretrained: str | os.PathLike[str]) -> None:
@@ -235,7 +247,7 @@ def load_pretrained(model: FASModel, pretrained: str | os.PathLike[str]) -> None
     """
     if str(pretrained).lower() == "imagenet":
         path = imagenet_file(model)
-        step = f"put torchvision's file {path.name} there (from {model.imagenet.url})"
+        step = f"put torchvision's file {path.name} there (from {_imagenet_url(model)})"
     else:
         path = Path(pretrained)
         step = "give the path of a saved state dict, or 'imagenet'"
