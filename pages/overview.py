@@ -32,9 +32,10 @@ def _rows(group: pd.DataFrame) -> pd.DataFrame:
             "state": group["state"].map(ui.state_badge),
             "method": group["method"],
             "protocol": group["source"] + " → " + group["target"] + ", k=" + shots.astype(str),
-            "hter": group["hter"] * 100,
-            "auc": group["auc"] * 100,
-            "acer": group["acer"] * 100,
+            # metrics of unfinished runs are None: numeric NaN shows as an empty cell
+            "hter": pd.to_numeric(group["hter"], errors="coerce") * 100,
+            "auc": pd.to_numeric(group["auc"], errors="coerce") * 100,
+            "acer": pd.to_numeric(group["acer"], errors="coerce") * 100,
             "progress": group["progress"],
             "seed": group["seed"],
             "compare": "compare?run=" + group["run"],
