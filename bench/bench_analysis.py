@@ -43,8 +43,8 @@ def best_of(fn, repeat: int) -> float:
 
 
 def bench_gradcam(repeat: int) -> dict[str, float]:
-    from fascore.analysis.gradcam import gradcam
-    from fascore.models import create_model
+    from fascore.eval.analysis.gradcam import gradcam
+    from fascore.train.models import create_model
 
     torch.manual_seed(0)
     model = create_model("alexnet", input_size=224)
@@ -56,7 +56,7 @@ def bench_gradcam(repeat: int) -> dict[str, float]:
 
 
 def bench_permutation(repeat: int) -> dict[str, float]:
-    from fascore.analysis.alignment import permutation_test
+    from fascore.eval.analysis.alignment import permutation_test
 
     rng = np.random.default_rng(0)
     out = {}
@@ -69,7 +69,7 @@ def bench_permutation(repeat: int) -> dict[str, float]:
 
 
 def bench_umap(repeat: int) -> float:
-    from fascore.analysis.projection import project
+    from fascore.eval.analysis.projection import project
 
     z = np.random.default_rng(0).normal(size=(10_000, 50)).astype(np.float32)
     return best_of(lambda: project(z, method="umap", seed=0), max(1, repeat // 2))
@@ -100,9 +100,9 @@ def fake_run_inputs(n: int = 1500):
 
 def analyse_once() -> dict:
     """One ``analyse_run`` cold, then warm, in this process; prints a JSON line."""
-    from fascore.analysis import analyse_run
-    from fascore.models import create_model
+    from fascore.eval.analysis import analyse_run
     from fascore.runs import RunStore
+    from fascore.train.models import create_model
 
     samples, images = fake_run_inputs()
     torch.manual_seed(0)

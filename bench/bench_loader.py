@@ -25,7 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from bench._report import write_section
-from fascore.data import (
+from fascore.data.images import (
     Augment,
     FaceBatches,
     ImageArray,
@@ -34,7 +34,7 @@ from fascore.data import (
     load_images,
     normalize,
 )
-from fascore.manifest import read_manifest, write_manifest
+from fascore.data.manifest import read_manifest, write_manifest
 
 
 def make_manifest(root: Path, n: int, size: int, seed: int = 0) -> Path:

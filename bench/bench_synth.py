@@ -23,8 +23,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from bench._report import write_section
-from fascore.manifest import read_manifest
-from fascore.synth import default_data_dir, generate
+from fascore.data.manifest import read_manifest
+from fascore.data.synth import default_data_dir, generate
 
 SYNTH_DOC = Path(__file__).resolve().parent.parent / "docs" / "synthfas.md"
 

@@ -20,12 +20,12 @@ import torch
 
 from bench._report import write_section
 from fascore.config import RunConfig
-from fascore.data import FaceBatches, ImageArray, normalize
-from fascore.methods import METHODS
-from fascore.models import create_model
+from fascore.data.images import FaceBatches, ImageArray, normalize
 from fascore.progress import Progress
 from fascore.runs import RunStore
-from fascore.training import _epoch
+from fascore.train.loop import _epoch
+from fascore.train.methods import METHODS
+from fascore.train.models import create_model
 
 
 def _sync(device: torch.device) -> None:

@@ -33,7 +33,7 @@ def _warm_up() -> threading.Thread:
     return thread
 
 
-WARM_MODULES = ("fascore.training", "fascore.analysis.gradcam")
+WARM_MODULES = ("fascore.train.loop", "fascore.eval.analysis.gradcam")
 
 st.set_page_config(page_title="fascore · face anti-spoofing lab", page_icon="🛡️", layout="wide")
 navigation = st.navigation(

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fascore import jobs
+from fascore.data.manifest import manifest_path, read_raw
 from fascore.errors import FascoreError
-from fascore.manifest import manifest_path, read_raw
+from fascore.jobs import control as jobs
 from fascore.runs import Run, RunStore
 
 SHARE_ENV = "FASCORE_SHARE"
@@ -196,7 +196,7 @@ def sidebar_footer() -> None:
 # -- jobs ----------------------------------------------------------------------------------------
 @st.cache_data(ttl=10, show_spinner=False)
 def devices() -> list[dict[str, Any]]:
-    """``fascore.jobs.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
+    """``fascore.jobs.control.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
     return jobs.devices()
 
 

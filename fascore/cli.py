@@ -14,15 +14,15 @@ import sys
 from fascore.errors import FascoreError
 
 COMMAND_MODULES = [
-    "fascore.train_cli",
-    "fascore.demo",
-    "fascore.results",
-    "fascore.jobs_cli",
-    "fascore.validate",
-    "fascore.importers.cli",
-    "fascore.report_cli",
-    "fascore.analysis.cli",
-    "fascore.synth.cli",
+    "fascore.commands.train",
+    "fascore.jobs.demo",
+    "fascore.jobs.results",
+    "fascore.commands.jobs",
+    "fascore.data.validate",
+    "fascore.commands.import_data",
+    "fascore.commands.report",
+    "fascore.commands.analyse",
+    "fascore.commands.synth",
 ]
 
 

@@ -22,7 +22,7 @@ BOOKKEEPING = ("created", "device", "experiment", "notes", "analysis")
 @dataclass(frozen=True)
 class RunConfig:
     # -- what is trained -------------------------------------------------------------------
-    method: str = "source_only"  # a name in fascore.methods.METHODS
+    method: str = "source_only"  # a name in fascore.train.methods.METHODS
     teacher: str | None = None  # teacher run id, for every student method
     experiment: str = "default"  # groups runs of one protocol in the dashboard
     # -- data and protocol ------------------------------------------------------------------
@@ -35,7 +35,7 @@ class RunConfig:
     augment: bool = True  # train-time flips, shifts and photometric jitter
     level: str = "video"  # scoring level for reported metrics: "frame" or "video" (mean score)
     # -- model ----------------------------------------------------------------------------------
-    model: str = "alexnet_mini"  # a name in fascore.models.MODELS ("alexnet" is the paper's)
+    model: str = "alexnet_mini"  # a name in fascore.train.models.MODELS ("alexnet" is the paper's)
     pretrained: str | None = None  # None, "imagenet" (local torch cache) or a state-dict path
     embed_layer: str | None = None  # the layer whose output is the embedding (model default)
     init: str = "teacher"  # student initialisation: "scratch", "imagenet" or "teacher"

@@ -6,10 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from fascore import compare, figures
-from fascore.figures import delta_table
-from fascore.report import deep_link
+from fascore.eval import compare
 from fascore.runs import Run
+from fascore.share import figures
+from fascore.share.figures import delta_table
+from fascore.share.report import deep_link
 
 GALLERY = 12  # disagreement thumbnails shown
 

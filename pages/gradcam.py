@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from fascore import report
+from fascore.data.uploads import read_upload
 from fascore.runs import Run
-from fascore.uploads import read_upload
+from fascore.share import report
 
 WIDTH = 256  # pixels per image: large enough to read a 64-px map, small enough for three
 SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")
@@ -16,7 +16,7 @@ SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the run's models…")
 def _models(run_path: str, stamp: int) -> dict:
-    from fascore.training import load_models
+    from fascore.train.loop import load_models
 
     return load_models(Run(Path(run_path)))
 

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from fascore import jobs
+from fascore.jobs import control as jobs
 
 REFRESH_S = 3
 COLUMNS = {

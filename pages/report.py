@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from fascore import report
+from fascore.share import report
 
 MAX_CAMS = 6
 

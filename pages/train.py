@@ -3,10 +3,10 @@
 import streamlit as st
 
 from dashboard import ui
-from fascore import jobs
 from fascore.config import RunConfig
+from fascore.data.protocols import PROTOCOLS
 from fascore.errors import FascoreError
-from fascore.protocols import PROTOCOLS
+from fascore.jobs import control as jobs
 
 NEW_TEACHER = "(train a new teacher first)"
 SIZES = (32, 48, 64, 96, 128, 160, 224)
@@ -17,9 +17,9 @@ def _data(left, right) -> tuple[tuple[str, ...], list[str]] | None:
 
     A SynthFAS preset names its cache location: the first job generates it if it is missing.
     """
-    from fascore.demo import demo_manifest
-    from fascore.synth.domains import DOMAIN_NAMES
-    from fascore.synth.generate import PRESETS
+    from fascore.data.synth.domains import DOMAIN_NAMES
+    from fascore.data.synth.generate import PRESETS
+    from fascore.jobs.demo import demo_manifest
 
     kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
     if kind == "SynthFAS preset":
@@ -58,8 +58,8 @@ def _teachers() -> list[str]:
 
 def _form(domains: list[str], proto: dict) -> dict | None:
     """The launch form; returns its values when submitted."""
-    from fascore.methods import METHODS  # imports torch: only once the form is opened
-    from fascore.models import MODELS
+    from fascore.train.methods import METHODS  # imports torch: only once the form is opened
+    from fascore.train.models import MODELS
 
     valid = [d for d in proto["source_domains"] if d in domains]
     with st.form("launch"):

@@ -21,7 +21,7 @@ TINY_METHODS = ("finetune", "distill")
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory) -> Path:
     """The tiny SynthFAS preset, generated once per test session."""
-    from fascore.synth import generate
+    from fascore.data.synth import generate
 
     return generate("tiny", tmp_path_factory.mktemp("synthfas-tiny"))
 
@@ -29,7 +29,7 @@ def tiny_manifest(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_manifest) -> Path:
     """A run store with a real tiny demo experiment: a teacher and two students, analysed."""
-    from fascore.demo import demo_configs, run_demo
+    from fascore.jobs.demo import demo_configs, run_demo
     from fascore.runs import RunStore
 
     root = tmp_path_factory.mktemp("runs")

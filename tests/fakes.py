@@ -4,8 +4,8 @@
 (source studio → target phone) following docs/run-folder.md, through ``fascore.runs`` only: config,
 status, metrics, scores, shots, final, embeddings, embedding_index, epoch_embeddings, projection,
 epoch_projection, alignment and errors, plus a small manifest of real PNG images (thumbnails,
-uploads). The metrics and analysis files are computed by the real code (``fascore.metrics``,
-``fascore.fewshot``, ``fascore.analysis``) from random scores and embeddings, so their formats are
+uploads). The metrics and analysis files are computed by the real code (``fascore.eval.metrics``,
+``fascore.data.fewshot``, ``fascore.eval.analysis``) from random scores and embeddings, so their formats are
 the real ones. Students separate the target domain better than the teacher, and their embeddings
 show a smaller domain shift, so every page has something to show.
 """
@@ -24,7 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from fascore.config import RunConfig
-from fascore.manifest import write_manifest, write_preprocessing
+from fascore.data.manifest import write_manifest, write_preprocessing
 from fascore.runs import Run, RunStore
 
 SOURCE, TARGET = "studio", "phone"
@@ -96,8 +96,8 @@ def _metrics(run: Run, fraction_done: float = 1.0) -> None:
 
 def _final(run: Run, cfg: RunConfig, scored: pd.DataFrame, samples: pd.DataFrame) -> dict:
     """final.json (real ``evaluate`` output per role) and the few-shot record (real sampler)."""
-    from fascore.fewshot import sample_shots
-    from fascore.metrics import ScoreSet, evaluate
+    from fascore.data.fewshot import sample_shots
+    from fascore.eval.metrics import ScoreSet, evaluate
 
     final = {"threshold_rule": "EER on the dev set, applied to the test set", "level": "video",
              "selected_epoch": EPOCHS}  # fmt: skip
@@ -116,18 +116,18 @@ def _final(run: Run, cfg: RunConfig, scored: pd.DataFrame, samples: pd.DataFrame
 
 
 def _analysis(run: Run, index: pd.DataFrame, emb: dict, scores: dict, rng) -> None:
-    """Embedding, alignment, projection and error files through ``fascore.analysis``."""
-    from fascore.analysis import finish_epochs
-    from fascore.analysis.alignment import domain_statistics
-    from fascore.analysis.embed import (
+    """Embedding, alignment, projection and error files through ``fascore.eval.analysis``."""
+    from fascore.eval.analysis import finish_epochs
+    from fascore.eval.analysis.alignment import domain_statistics
+    from fascore.eval.analysis.embed import (
         EPOCH_KEYS,
         INDEX_COLUMNS,
         merge_alignment,
         pack_epochs,
         project_views,
     )
-    from fascore.analysis.errors import error_counts, error_table, run_thresholds
-    from fascore.analysis.projection import META
+    from fascore.eval.analysis.errors import error_counts, error_table, run_thresholds
+    from fascore.eval.analysis.projection import META
 
     run.write_arrays("embeddings", {k: v.astype(np.float16) for k, v in emb.items()})
     run.write_table("embedding_index", index[INDEX_COLUMNS])
@@ -197,7 +197,7 @@ def _write_weights(run: Run, cfg: RunConfig, seed: int) -> None:
     """Seeded random weights in the trainer's ``best`` format, so Grad-CAM has a model to load."""
     import torch
 
-    from fascore.models import create_model
+    from fascore.train.models import create_model
 
     torch.manual_seed(seed)
     model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fascore.manifest import write_manifest
+from fascore.data.manifest import write_manifest
 
 
 def stripe_manifest(

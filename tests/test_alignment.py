@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fascore.analysis import alignment as A
-from fascore.losses import mmd2_from_kernel
+from fascore.eval.analysis import alignment as A
+from fascore.train.losses import mmd2_from_kernel
 
 
 def _blobs(n: int, d: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from fascore.analysis import EpochTracker, analyse_run
-from fascore.analysis.embed import INDEX_COLUMNS, balanced_subset, embed, finish_epochs
-from fascore.analysis.errors import error_table, run_thresholds
-from fascore.analysis.projection import COLUMNS
 from fascore.cli import main
-from fascore.models import create_model
+from fascore.eval.analysis import EpochTracker, analyse_run
+from fascore.eval.analysis.embed import INDEX_COLUMNS, balanced_subset, embed, finish_epochs
+from fascore.eval.analysis.errors import error_table, run_thresholds
+from fascore.eval.analysis.projection import COLUMNS
 from fascore.runs import Run, RunStore
+from fascore.train.models import create_model
 
 N = 96
 

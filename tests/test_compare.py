@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fascore import compare, metrics
 from fascore.errors import FascoreError
+from fascore.eval import compare, metrics
 from tests.fakes import make_fake_store
 
 CFG = {"data": ["/data/manifest.csv"], "target_domain": "phone", "level": "video", "shots": 5}

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fascore import data
-from fascore.data import (
+from fascore.data import images as data
+from fascore.data.images import (
     MEAN,
     STD,
     Augment,
@@ -23,8 +23,8 @@ from fascore.data import (
     denormalize,
     load_images,
 )
+from fascore.data.manifest import read_manifest, write_manifest
 from fascore.errors import FascoreError
-from fascore.manifest import read_manifest, write_manifest
 
 SIZE = 16
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from fascore.data.fewshot import sample_shots
 from fascore.errors import FascoreError
-from fascore.fewshot import sample_shots
 
 #: each train subject's spoof videos (all have one live video); 3 print, 3 replay, 1 mask
 SPOOFS = {

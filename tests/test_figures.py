@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 import pytest
 from scipy.stats import norm
 
-from fascore import figures, metrics
+from fascore.eval import metrics
+from fascore.share import figures
 
 RNG = np.random.default_rng(0)
 Y = np.r_[np.zeros(20), np.ones(20)].astype(int)

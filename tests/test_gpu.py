@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from fascore.config import RunConfig
-from fascore.methods import METHODS, Batch
-from fascore.models import create_model
+from fascore.train.methods import METHODS, Batch
+from fascore.train.models import create_model
 
 pytestmark = [
     pytest.mark.gpu,
@@ -29,8 +29,8 @@ def test_amp_step_on_cuda(name):
 
 
 def test_training_run_on_cuda(tmp_path):
-    from fascore import training
     from fascore.runs import RunStore
+    from fascore.train import loop as training
     from tests.helpers import stripe_manifest
 
     manifest = stripe_manifest(tmp_path / "data")

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from torch import nn
 
-from fascore.analysis.gradcam import (
+from fascore.data.images import normalize
+from fascore.eval.analysis.gradcam import (
     eval_mode,
     explain_samples,
     gradcam,
@@ -18,8 +19,7 @@ from fascore.analysis.gradcam import (
     spoof_logit,
     spoof_probability,
 )
-from fascore.data import normalize
-from fascore.models import create_model
+from fascore.train.models import create_model
 
 
 class PoolHead(nn.Module):

@@ -11,14 +11,14 @@ import pytest
 from PIL import Image
 
 from fascore import cli
+from fascore.data.importers import IMPORTERS, ImportOptions, run_import
+from fascore.data.importers.base import Video, carve_dev, frame_indices, square_crop
+from fascore.data.importers.msu_mfsd import read_face_file as read_msu_face
+from fascore.data.importers.oulu_npu import eyes_to_box, parse_protocol, read_eye_file
+from fascore.data.importers.replay_attack import read_face_file as read_replay_face
+from fascore.data.manifest import read_manifest, read_preprocessing
+from fascore.data.validate import validate_manifest
 from fascore.errors import FascoreError
-from fascore.importers import IMPORTERS, ImportOptions, run_import
-from fascore.importers.base import Video, carve_dev, frame_indices, square_crop
-from fascore.importers.msu_mfsd import read_face_file as read_msu_face
-from fascore.importers.oulu_npu import eyes_to_box, parse_protocol, read_eye_file
-from fascore.importers.replay_attack import read_face_file as read_replay_face
-from fascore.manifest import read_manifest, read_preprocessing
-from fascore.validate import validate_manifest
 from tests.fake_datasets import BUILDERS, FACE_FRAMES, N_FRAMES, replay_attack, write_video
 
 KEPT = [i for i in frame_indices(N_FRAMES, 10, None) if i in FACE_FRAMES]  # 7 of the 10 chosen

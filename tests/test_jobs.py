@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from fascore import jobs
 from fascore.cli import main
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
+from fascore.jobs import control as jobs
 from fascore.runs import CancelRequested, Run, RunStore, pid_alive
 from tests.fakes import make_fake_store
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOLD_SLOT = """
 import sys, time
 from pathlib import Path
-from fascore.jobs import device_slot
+from fascore.jobs.control import device_slot
 from fascore.runs import Run
 with device_slot(Run(Path(sys.argv[1])), sys.argv[2], poll_s=0.05) as i:
     print(f"held {i}", flush=True)

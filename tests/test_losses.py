@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fascore.errors import FascoreError
-from fascore.losses import (
+from fascore.train.losses import (
     PAIR_LOSSES,
     PairFeatures,
     cross_entropy,

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fascore.config import RunConfig
-from fascore.methods import METHODS, Batch
-from fascore.models import create_model
+from fascore.train.methods import METHODS, Batch
+from fascore.train.models import create_model
 
 EXPECTED_TERMS = {
     "source_only": {"ce"},

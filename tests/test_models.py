@@ -10,7 +10,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from fascore.errors import FascoreError
-from fascore.models import MODELS, create_model, imagenet_file, model_summary
+from fascore.train.models import MODELS, create_model, imagenet_file, model_summary
 
 NAMES = MODELS.names()
 TORCHVISION = {  # alexnet_mini has no torchvision twin: its own trunk stands in

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fascore.analysis.projection import COLUMNS, META, project, projection_table, view_points
+from fascore.eval.analysis.projection import COLUMNS, META, project, projection_table, view_points
 
 
 def _clusters(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fascore.data.manifest import write_manifest
+from fascore.data.protocols import PARTS, PROTOCOLS, Protocol, parse_protocol, protocol_frame
 from fascore.errors import FascoreError
-from fascore.manifest import write_manifest
-from fascore.protocols import PARTS, PROTOCOLS, Protocol, parse_protocol, protocol_frame
 
 PUBLIC = ("oulu-npu", "casia-fasd", "replay-attack", "msu-mfsd")
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fascore import report
 from fascore.cli import main
 from fascore.errors import FascoreError
-from fascore.figures import fmt_ci
-from fascore.models import create_model
+from fascore.share import report
+from fascore.share.figures import fmt_ci
+from fascore.train.models import create_model
 from tests.fakes import make_fake_store
 
 SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S | re.I)

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from fascore.results import ceiling_note, sweep_table, table, verdict
+from fascore.jobs.results import ceiling_note, sweep_table, table, verdict
 
 
 def _rows():

@@ -15,13 +15,13 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from fascore.cli import main
+from fascore.data.manifest import read_manifest, read_preprocessing
+from fascore.data.synth import DOMAIN_NAMES, PRESETS, SynthSpec, default_data_dir, ensure_synth
+from fascore.data.synth.camera import capture, vignette
+from fascore.data.synth.domains import DOMAINS
+from fascore.data.synth.generate import generate, read_state, resolve_spec
+from fascore.data.synth.instruments import Placement, _stripe_cover, halftone, screen_emission
 from fascore.errors import FascoreError
-from fascore.manifest import read_manifest, read_preprocessing
-from fascore.synth import DOMAIN_NAMES, PRESETS, SynthSpec, default_data_dir, ensure_synth
-from fascore.synth.camera import capture, vignette
-from fascore.synth.domains import DOMAINS
-from fascore.synth.generate import generate, read_state, resolve_spec
-from fascore.synth.instruments import Placement, _stripe_cover, halftone, screen_emission
 
 SMALL = SynthSpec(subjects=(1, 1, 1), frames=2, live_videos=1, domains=("studio", "phone"))
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from fascore import training
+from fascore.commands.train import config_from_args
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.runs import RunStore
-from fascore.train_cli import config_from_args
+from fascore.train import loop as training
 from tests.helpers import stripe_manifest
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fascore.data.uploads import MAX_BYTES, read_upload
 from fascore.errors import FascoreError
-from fascore.uploads import MAX_BYTES, read_upload
 
 
 def _png(w: int = 8, h: int = 6, mode: str = "RGB") -> bytes:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from fascore import cli
-from fascore.manifest import write_manifest
-from fascore.validate import Issue, format_report, validate_manifest
+from fascore.data.manifest import write_manifest
+from fascore.data.validate import Issue, format_report, validate_manifest
 
 
 def make_manifest(root: Path, size: int = 12) -> pd.DataFrame:

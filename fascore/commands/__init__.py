@@ -1,0 +1,1 @@
+"""The CLI: one module per verb of ``python -m fascore``."""

@@ -1,0 +1,74 @@
+"""``python -m fascore runs | cancel RUN | resume RUN``: the job queue from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+
+from fascore.jobs import control as jobs
+from fascore.runs import RunStore
+
+COLUMNS = ("run", "state", "method", "target", "shots", "seed", "HTER", "AUC", "progress")
+
+
+def _percent(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * float(value):.1f}%"
+
+
+def _text_table(df: pd.DataFrame) -> str:
+    """Left-aligned columns two spaces apart (run ids and words read best that way)."""
+    widths = [max(len(c), int(df[c].str.len().max())) for c in df.columns]
+    lines = [list(df.columns), *df.itertuples(index=False)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)  # fmt: skip
+
+
+def format_runs(table: pd.DataFrame) -> str:
+    """The run table as readable text, one block per experiment (HTER, AUC, progress in %)."""
+    if table.empty:
+        return "no runs yet: start one with `python -m fascore demo` or `python -m fascore train`"
+    shown = table.assign(
+        HTER=table["hter"].map(_percent),
+        AUC=table["auc"].map(_percent),
+        progress=table["progress"].map(_percent),
+        shots=table["shots"].map(lambda k: "all" if k is None or k != k else str(int(k))),
+    )
+    blocks = []
+    for experiment, group in shown.groupby("experiment", sort=True):
+        body = _text_table(group.loc[:, list(COLUMNS)].astype(str))
+        blocks.append(f"experiment: {experiment or '(none)'}\n{body}")
+    return "\n\n".join(blocks)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    print(format_runs(jobs.list_runs(experiment=args.experiment)))
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    run = jobs.cancel(RunStore().get(args.run), grace_s=args.grace)
+    print(f"{run.id}: cancelled")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    run = jobs.resume(RunStore().get(args.run))
+    print(f"{run.id}: resuming from its last checkpoint (pid {run.status().get('pid')})")
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list runs and their states")
+    p.add_argument("--experiment", help="show only this experiment's runs")
+    p.set_defaults(func=_runs)
+    p = sub.add_parser("cancel", help="cancel a queued or running job (stops its process group)")
+    p.add_argument("run", help="run id (see `python -m fascore runs`)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+    p.set_defaults(func=_cancel)
+    p = sub.add_parser("resume", help="relaunch an interrupted, failed or cancelled run")
+    p.add_argument("run", help="run id (see `python -m fascore runs`)")
+    p.set_defaults(func=_resume)

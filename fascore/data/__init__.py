@@ -1,0 +1,1 @@
+"""Data: manifests, validation, images, few-shot sampling, protocols, SynthFAS, importers."""

@@ -1,0 +1,116 @@
+"""The manifest: the one dataset interface. Only this module knows its file format.
+
+A manifest is a CSV (``manifest.csv``) with one row per image (a face crop or a video frame):
+
+=========  ===============================================================================
+column     meaning
+=========  ===============================================================================
+path       image path relative to the manifest's folder (may not escape it)
+label      ``live`` or ``spoof``
+attack     presentation-attack-instrument (PAI) species: ``none`` for live rows, else e.g.
+           ``print``, ``replay``, ``mask`` or a data set's own variant name
+domain     capture domain (camera / site / data set), e.g. ``D1`` or ``replay-attack``
+subject    subject (identity) id; splits are subject-disjoint
+video      presentation (video) id, unique across the manifest; a video never spans splits
+split      ``train``, ``dev`` or ``test``
+=========  ===============================================================================
+
+Optional columns kept when present: ``frame`` (frame index in the video), ``session``,
+``device``, ``dataset``. Beside the manifest sits ``preprocessing.json``: how the images were
+made (generator or decoder, detector, crop, frame rule, counts of dropped frames).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fascore.errors import FascoreError
+
+MANIFEST_NAME = "manifest.csv"
+PREPROCESSING_NAME = "preprocessing.json"
+REQUIRED_COLUMNS = ("path", "label", "attack", "domain", "subject", "video", "split")
+OPTIONAL_COLUMNS = ("frame", "session", "device", "dataset")
+LABELS = ("live", "spoof")
+SPLITS = ("train", "dev", "test")
+LIVE_ATTACK = "none"
+
+
+def manifest_path(path: str | Path) -> Path:
+    """Accept a manifest file or the folder that holds ``manifest.csv``."""
+    p = Path(path)
+    return p / MANIFEST_NAME if p.is_dir() else p
+
+
+def read_raw(path: str | Path) -> pd.DataFrame:
+    """Read the CSV as strings, without checks (``fascore.data.validate`` reports on it)."""
+    p = manifest_path(path)
+    if not p.exists():
+        raise FascoreError(
+            f"manifest not found: {p}. Create one with `python -m fascore synth --preset tiny "
+            "--out DIR` or `python -m fascore import ...`."
+        )
+    try:
+        return pd.read_csv(p, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise FascoreError(f"{p} is not a readable CSV manifest: {err}") from None
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest for training: checks columns and labels, adds ``abspath`` and ``y``.
+
+    ``y`` is 1 for spoof, 0 for live (the spoof class is the positive class throughout fascore).
+    Run ``python -m fascore validate`` for the full report (missing files, leakage...).
+    """
+    p = manifest_path(path)
+    df = read_raw(p)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise FascoreError(
+            f"{p} lacks the column(s) {', '.join(missing)}; a manifest needs "
+            f"{', '.join(REQUIRED_COLUMNS)}. Run `python -m fascore validate {p}`."
+        )
+    bad = ~df["label"].isin(LABELS) | ~df["split"].isin(SPLITS)
+    if bad.any():
+        raise FascoreError(
+            f"{p} has {int(bad.sum())} row(s) with an unknown label or split. "
+            f"Run `python -m fascore validate {p}` for details."
+        )
+    if "frame" in df.columns:
+        df["frame"] = pd.to_numeric(df["frame"], errors="coerce").fillna(0).astype(int)
+    root = p.parent.resolve()
+    df["abspath"] = [str(root / rel) for rel in df["path"]]
+    df["y"] = (df["label"] == "spoof").astype(int)
+    return df
+
+
+def write_manifest(df: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write the manifest columns of ``df`` (required first, then known optional ones)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df.columns]
+    target = out / MANIFEST_NAME
+    tmp = target.with_suffix(".csv.tmp")
+    df[cols].to_csv(tmp, index=False)
+    tmp.replace(target)
+    return target
+
+
+def write_preprocessing(record: dict, out_dir: str | Path) -> Path:
+    """Write the preprocessing record beside the manifest."""
+    target = Path(out_dir) / PREPROCESSING_NAME
+    target.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    return target
+
+
+def read_preprocessing(path: str | Path) -> dict:
+    """The preprocessing record beside a manifest, or ``{}`` when there is none."""
+    target = manifest_path(path).parent / PREPROCESSING_NAME
+    if not target.exists():
+        return {}
+    try:
+        return json.loads(target.read_text())
+    except json.JSONDecodeError:
+        return {"error": f"{target} is not valid JSON"}

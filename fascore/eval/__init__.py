@@ -1,0 +1,1 @@
+"""Evaluation: PAD metrics, run comparison and analysis (embeddings, alignment, Grad-CAM)."""

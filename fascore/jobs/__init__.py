@@ -1,0 +1,1 @@
+"""Jobs: launchers, the job queue, the demo experiment and result tables."""

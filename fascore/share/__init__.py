@@ -1,0 +1,1 @@
+"""Sharing: figures and the self-contained HTML report."""

@@ -1,0 +1,409 @@
+"""One self-contained HTML report of one or more runs, to send to an advisor.
+
+The file opens offline: plotly.js is inlined once (with the first figure) and every image is a
+base64 data URI, so nothing is fetched from the network. It states the protocol, the threshold
+rule, the scoring level, the preprocessing and shots records, metrics with 95 % intervals,
+teacher-vs-student paired deltas, ROC/DET, score distributions, UMAP views, the MMD table, MMD per
+epoch and the chosen Grad-CAMs. ``python -m fascore report RUN... --out FILE.html`` writes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image
+
+from fascore.data.manifest import read_preprocessing
+from fascore.errors import FascoreError
+from fascore.eval.compare import compare_runs, score_sets
+from fascore.runs import Run
+from fascore.share import figures
+from fascore.share.figures import delta_table, metrics_table, mmd_epochs, mmd_table, sampling_line
+
+DASHBOARD_URL = "http://127.0.0.1:8501"  # streamlit's default address under .streamlit/config.toml
+DASHBOARD_PAGES = ("overview", "train", "compare", "alignment", "gradcam", "report")
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;
+padding:0 1em;color:#222}h1{font-size:1.7em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:2em}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}td,th{border:1px solid
+#ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}pre{background:#f7f7f7;padding:.6em;
+overflow:auto;font-size:.85em}.note{color:#666;font-size:.9em}.cams{display:flex;flex-wrap:wrap;
+gap:1em}.cams figure{margin:0}.cams img{width:160px;image-rendering:pixelated}code{font-size:.9em}
+"""
+
+
+@dataclass
+class Panel:
+    """One Grad-CAM sample: images by label (``"input"``, ``"teacher"``, ``"student"``) and one
+    caption per image (e.g. the model's spoof score)."""
+
+    title: str
+    images: dict[str, np.ndarray | Image.Image | bytes]
+    captions: dict[str, str] = field(default_factory=dict)
+
+
+def png_bytes(image: np.ndarray | Image.Image | bytes) -> bytes:
+    """PNG bytes of an RGB image: uint8 (H, W, 3) or (3, H, W) array, PIL image or PNG bytes."""
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, np.ndarray):
+        arr = image.transpose(1, 2, 0) if image.ndim == 3 and image.shape[0] == 3 else image
+        image = Image.fromarray(np.ascontiguousarray(arr).astype(np.uint8))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_uri(image: np.ndarray | Image.Image | bytes) -> str:
+    """A ``data:image/png;base64,...`` URI: the report embeds images, it never links them."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+def run_names(runs: Sequence[Run]) -> list[str]:
+    """Short unique names: the method, else method + seed, else the run id."""
+    cfgs = [r.config() for r in runs]
+    for make in (
+        lambda c, r: c.get("method", "?"),
+        lambda c, r: f"{c.get('method', '?')} s{c.get('seed', '?')}",
+        lambda c, r: r.id,
+    ):
+        names = [make(c, r) for c, r in zip(cfgs, runs, strict=True)]
+        if len(set(names)) == len(names):
+            return names
+    return [r.id for r in runs]
+
+
+class _Doc:
+    """An HTML body under construction; inlines plotly.js with the first figure only."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.n_figures = 0
+
+    def add(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def h(self, level: int, text: str) -> None:
+        self.add(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def p(self, text: str, cls: str = "") -> None:
+        self.add(
+            f'<p class="{cls}">{html.escape(text)}</p>' if cls else f"<p>{html.escape(text)}</p>"
+        )
+
+    def table(self, df: pd.DataFrame) -> None:
+        self.add(df.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0))
+
+    def json(self, obj: object, summary: str | None = None) -> None:
+        """A JSON block; with ``summary``, folded under it (long records stay one line)."""
+        block = f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>"
+        if summary:
+            block = f"<details><summary>{html.escape(summary)}</summary>{block}</details>"
+        self.add(block)
+
+    def figure(self, fig: go.Figure) -> None:
+        self.add(
+            fig.to_html(
+                full_html=False,
+                include_plotlyjs=self.n_figures == 0,
+                config={"displaylogo": False, "responsive": True},
+            )
+        )
+        self.n_figures += 1
+
+    def html(self, title: str) -> str:
+        return (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(self.parts)
+            + "</body></html>"
+        )
+
+
+def explain_images(
+    models: dict, images: Sequence[Image.Image], titles: Sequence[str], alpha: float = 0.5
+) -> list[Panel]:
+    """Grad-CAM of every model on each image (``fascore.eval.analysis.gradcam.explain_samples``):
+    one ``Panel`` per image with the input and one overlay per model, captioned with P(spoof).
+
+    Images are resized to the first model's input size, so images of any size batch together.
+    """
+    from fascore.eval.analysis.gradcam import explain_samples
+
+    size = getattr(next(iter(models.values())), "input_size", None) or 64
+    batch = np.stack(
+        [
+            np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+            for im in images
+        ]
+    ).transpose(0, 3, 1, 2)
+    out = explain_samples(models, batch, alpha=alpha)
+    panels = []
+    for i, title in enumerate(titles):
+        imgs = {"input": out["images"][i], **{m: out[m]["overlay"][i] for m in models}}
+        caps = {m: f"P(spoof) {out[m]['score'][i]:.2f}" for m in models}
+        panels.append(Panel(title, imgs, caps))
+    return panels
+
+
+def gradcam_panels(run: Run, rows: pd.DataFrame, alpha: float = 0.5) -> list[Panel]:
+    """Grad-CAM panels of the run's models (teacher and, for a student, student) on the images of
+    ``rows`` (a scores or errors table, e.g. from ``pick_samples``)."""
+    if rows.empty:
+        return []
+    from fascore.train.loop import load_models  # torch: only when Grad-CAMs are asked for
+
+    images = [open_image(p) for p in rows["path"]]
+    titles = [sample_title(r) for r in rows.itertuples()]
+    return explain_images(load_models(run), images, titles, alpha)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """An image from a scores/errors ``path``, or a ``FascoreError`` if it moved or is damaged."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, SyntaxError, ValueError):
+        raise FascoreError(
+            f"cannot read {path}; the data set moved or changed since the run was scored"
+        ) from None
+
+
+def sample_title(row: object) -> str:
+    """``sample 12 · spoof/print · phone · false_accept (student)`` from a scores or errors row
+    (an ``itertuples`` row)."""
+    kind = getattr(row, "kind", "")
+    if kind and getattr(row, "model", ""):
+        kind = f"{kind} ({row.model})"
+    return " · ".join(
+        str(x)
+        for x in (
+            f"sample {row.sample}",
+            f"{row.label}/{row.attack}",
+            getattr(row, "domain", ""),
+            kind,
+        )
+        if x
+    )
+
+
+def pick_samples(errors: pd.DataFrame | None, k: int) -> pd.DataFrame:
+    """Up to ``k`` error rows for Grad-CAM, disagreements first, then false accepts and false
+    rejects, one per path, largest teacher-student score gap first within a kind."""
+    if errors is None or errors.empty or k <= 0:
+        return pd.DataFrame()
+    order = {"disagree": 0, "false_accept": 1, "false_reject": 2}
+    gap = (
+        errors.get("student_score", errors["score"]) - errors.get("teacher_score", errors["score"])
+    ).abs()
+    ranked = errors.assign(_o=errors["kind"].map(order).fillna(3), _g=-gap)
+    ranked = ranked.sort_values(["_o", "_g"], kind="stable").drop_duplicates("path")
+    return ranked.head(k).drop(columns=["_o", "_g"]).reset_index(drop=True)
+
+
+def deep_link(base: str | None, page: str, **params: object) -> str:
+    """The dashboard URL of one view of one run, e.g. ``root/compare?run=...&teacher=...``.
+
+    ``base`` is the dashboard's root URL or the URL of any of its pages as the browser shows it
+    (its query and a trailing page name are dropped). Parameters that are None are left out.
+    """
+    root = (base or DASHBOARD_URL).split("?", 1)[0].rstrip("/")
+    head, _, last = root.rpartition("/")
+    if last in DASHBOARD_PAGES and head.count("/") >= 2:
+        root = head
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{root}/{page}" + (f"?{query}" if query else "")
+
+
+def _target_set(run: Run, role: str = "target"):
+    """The run's own ``role`` test scores at its scoring level, or None when not scored yet."""
+    scores = run.read_table("scores")
+    if scores is None:
+        return None
+    part = scores[(scores["role"] == role) & (scores["split"] == "test")]
+    if part.empty:
+        return None
+    level = run.config().get("level") or "video"
+    return score_sets(part.assign(score_run=part["score"]), ["run"], level)["run"]
+
+
+def _protocol_section(doc: _Doc, runs: Sequence[Run], names: list[str]) -> None:
+    doc.h(2, "Protocol")
+    cfgs = [r.config() for r in runs]
+    finals = [r.read_json("final") or {} for r in runs]
+    rows = [
+        {
+            "run": n,
+            "method": c.get("method"),
+            "source": "+".join(c.get("source_domains") or []),
+            "target": c.get("target_domain"),
+            "shots": f"{c.get('shots')} per class ({c.get('shot_unit')})",
+            "scoring level": f.get("level") or c.get("level"),
+            "threshold rule": f.get("threshold_rule", "—"),
+            "selected epoch": f.get("selected_epoch"),
+            "seed": c.get("seed"),
+            "run id": r.id,
+        }
+        for n, c, f, r in zip(names, cfgs, finals, runs, strict=True)
+    ]
+    doc.table(pd.DataFrame(rows))
+    doc.p(
+        "Decisions: spoof iff score ≥ threshold; the threshold is fixed at the EER point of the "
+        "target development set and applied to the test set. HTER is not an ISO/IEC 30107-3 "
+        "metric; APCER is the maximum over PAI species. Intervals are 95 % video bootstraps.",
+        "note",
+    )
+    for path in sorted({p for c in cfgs for p in c.get("data") or []}):
+        record = read_preprocessing(path) or {"note": "no preprocessing record beside it"}
+        doc.h(3, f"Preprocessing record of {Path(path).parent.name}/{Path(path).name}")
+        doc.json(record, summary=_record_line(record))
+    doc.h(3, "Shots (labelled target samples each run saw)")
+    for name, run in zip(names, runs, strict=True):
+        doc.p(f"{name}: {json.dumps(_shots_summary(run.read_json('shots')))}")
+
+
+def _record_line(record: dict) -> str:
+    """One line naming how the images were made (the full record unfolds below it)."""
+    keys = ("generator", "decoder", "detector", "crop", "frame_rule", "version")
+    said = [f"{k}: {record[k]}" for k in keys if isinstance(record.get(k), str | int | float)]
+    return "; ".join(said) or "show the full record"
+
+
+def _shots_summary(shots: dict | None) -> dict:
+    """The shots record with long id lists shortened to their counts."""
+    if not shots:
+        return {"note": "no shots record"}
+    return {
+        k: (f"{len(v)} items" if isinstance(v, list) and len(v) > 8 else v)
+        for k, v in shots.items()
+    }
+
+
+def _metrics_section(doc: _Doc, runs: Sequence[Run], names: list[str], n_boot: int) -> None:
+    doc.h(2, "Metrics")
+    for role in ("target", "source"):
+        finals = {
+            n: (r.read_json("final") or {}).get(f"{role}_test")
+            for n, r in zip(names, runs, strict=True)
+        }
+        finals = {n: f for n, f in finals.items() if f}
+        if finals:
+            doc.h(3, f"{role.capitalize()} test set")
+            doc.table(metrics_table(finals))
+    by_id = {r.id: (n, r) for n, r in zip(names, runs, strict=True)}
+    for name, run in zip(names, runs, strict=True):
+        teacher = by_id.get(run.config().get("teacher") or "")
+        if teacher and run.has("final") and teacher[1].has("final"):
+            doc.h(3, f"{name} minus its teacher {teacher[0]} (paired bootstrap, target test)")
+            doc.table(delta_table(compare_runs(teacher[1], run).deltas(n_boot)))
+
+
+def _curves_section(doc: _Doc, runs: Sequence[Run], names: list[str]) -> None:
+    sets = {n: _target_set(r) for n, r in zip(names, runs, strict=True)}
+    sets = {n: (s.y, s.score) for n, s in sets.items() if s is not None}
+    if not sets:
+        return
+    doc.h(2, "ROC and DET (target test)")
+    doc.figure(figures.roc_figure(sets, "ROC, target test"))
+    doc.figure(figures.det_figure(sets, "DET, target test"))
+    doc.h(2, "Score distributions")
+    frames = {n: r.read_table("scores") for n, r in zip(names, runs, strict=True)}
+    tests = {n: f[f["split"] == "test"] for n, f in frames.items() if f is not None}
+    thresholds = {
+        n: (r.read_json("final") or {}).get("target_test", {}).get("threshold")
+        for n, r in zip(names, runs, strict=True)
+    }
+    thresholds = {n: t for n, t in thresholds.items() if t is not None}
+    targets = {n: f[f["role"] == "target"] for n, f in tests.items()}
+    for by, parts in (("label", targets), ("attack", targets), ("domain", tests)):
+        doc.figure(figures.score_histogram(parts, by, thresholds, f"Test scores by {by}"))
+
+
+def _alignment_section(doc: _Doc, run: Run, name: str) -> None:
+    projection, alignment = run.read_table("projection"), run.read_json("alignment")
+    if projection is None and alignment is None:
+        return
+    doc.h(2, f"Domain alignment: {name}")
+    if projection is not None:
+        for view, part in projection.groupby("view", sort=False):
+            doc.figure(figures.umap_figure(part, "domain", f"{name}: UMAP view '{view}' by domain"))
+    table = mmd_table(alignment)
+    if not table.empty:
+        doc.table(table)
+    epochs, series = mmd_epochs(alignment)
+    if series:
+        doc.figure(
+            figures.series_figure(epochs, "epoch", series, f"{name}: MMD² per epoch", "MMD²")
+        )
+    doc.p(f"Sampling: {sampling_line(alignment)}.", "note")
+
+
+def _gradcam_section(doc: _Doc, panels: Sequence[Panel]) -> None:
+    if not panels:
+        return
+    doc.h(2, "Grad-CAM on spoof decisions")
+    doc.p("Warmer = more evidence for 'spoof' (the spoof logit's Grad-CAM).", "note")
+    for panel in panels:
+        doc.h(3, panel.title)
+        cells = "".join(
+            f'<figure><img alt="{html.escape(k)}" src="{data_uri(img)}"><figcaption>'
+            f"{html.escape(k)} {html.escape(panel.captions.get(k, ''))}</figcaption></figure>"
+            for k, img in panel.images.items()
+        )
+        doc.add(f'<div class="cams">{cells}</div>')
+
+
+def build_report(
+    runs: Sequence[Run],
+    panels: Sequence[Panel] = (),
+    n_boot: int = 300,
+    title: str | None = None,
+    dashboard: str | None = None,
+) -> str:
+    """The whole report as one HTML string (see the module docstring for what it holds)."""
+    if not runs:
+        raise FascoreError(
+            "no run to report on; pass run ids (list them with `python -m fascore runs`)"
+        )
+    names = run_names(runs)
+    title = title or f"fascore report: {', '.join(names)}"
+    doc = _Doc()
+    doc.h(1, title)
+    doc.p(
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by fascore from the run folders below.",
+        "note",
+    )
+    _protocol_section(doc, runs, names)
+    _metrics_section(doc, runs, names, n_boot)
+    _curves_section(doc, runs, names)
+    for name, run in zip(names, runs, strict=True):
+        _alignment_section(doc, run, name)
+    _gradcam_section(doc, panels)
+    if dashboard:
+        doc.h(2, "Open in the dashboard")
+        for name, run in zip(names, runs, strict=True):
+            doc.add(
+                f"<p>{html.escape(name)}: <code>{html.escape(deep_link(dashboard, 'compare', run=run.id, teacher=run.config().get('teacher')))}</code></p>"
+            )
+    return doc.html(title)
+
+
+def write_report(out: str | Path, runs: Sequence[Run], **kwargs: object) -> Path:
+    """Write ``build_report(runs, **kwargs)`` to ``out`` (an .html file); returns the path."""
+    target = Path(out)
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise FascoreError(f"{target} should end in .html (the report is one HTML file)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(build_report(runs, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
+    return target

@@ -1,0 +1,1 @@
+"""Training: models, losses, methods, the loop and checkpoints."""

@@ -1,0 +1,331 @@
+"""Train one run into its run folder: the loop knows nothing about the method or the model.
+
+``train(config)`` reads the manifests, samples the target shots, decodes the images once, builds
+the method (and loads the frozen teacher for student methods), then per epoch: steps, evaluates on
+the development sets, writes a metrics line, an atomic checkpoint and, when the selection rule says
+so, the best weights. At the end it scores the development and test sets with the selected weights,
+writes the PAD metrics and runs the analysis (embeddings, alignment statistics, UMAP).
+
+Model selection (``config.select``): ``target_dev`` picks the epoch with the lowest EER on the
+target domain's development split, ``source_dev`` on the source's, ``last`` the last epoch. The
+target's test split is never looked at before the end. Thresholds: the target test set is scored
+at the target dev set's EER threshold; the source test set at the source dev set's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from fascore.config import RunConfig
+from fascore.data.images import FaceBatches, normalize, normalize_bytes_
+from fascore.errors import FascoreError
+from fascore.eval import metrics
+from fascore.progress import Progress
+from fascore.runs import CancelRequested, Run, RunStore
+from fascore.train.checkpoint import load_checkpoint, save_checkpoint
+from fascore.train.methods import METHODS, Batch, Method
+from fascore.train.models import FASModel, create_model
+from fascore.train.trainset import TrainData, load_train_data, score_frame, wait_for_teacher
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a clear error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FascoreError(
+            f"device {name!r} asked for, but CUDA is not available; use --device cpu"
+        )
+    return dev
+
+
+def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
+    """The trained model and the frozen teacher (None for methods without one)."""
+    method_cls = METHODS.get(cfg.method)
+    teacher = load_run_model(teacher_run) if teacher_run is not None else None
+    pretrained = cfg.pretrained or ("imagenet" if cfg.init == "imagenet" else None)
+    model = create_model(
+        cfg.model, input_size=cfg.image_size, pretrained=pretrained, embed_layer=cfg.embed_layer
+    )
+    if (
+        teacher is not None
+        and cfg.init == "teacher"
+        and method_cls is not METHODS.get("target_only")
+    ):
+        if teacher.name != model.name:
+            raise FascoreError(
+                f"init=teacher needs the same backbone: teacher is {teacher.name}, "
+                f"student is {model.name}; use --init scratch or --model {teacher.name}"
+            )
+        model.load_state_dict(teacher.state_dict())
+    return model, teacher
+
+
+def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
+    """The selected weights of a finished run, in eval mode (``weights_only`` loading)."""
+    cfg = RunConfig.from_dict(run.config())
+    if not run.has("best"):
+        raise FascoreError(f"run {run.id} has no trained weights yet (state: {run.state()})")
+    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
+    model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def load_models(run: Run, device: str | torch.device = "cpu") -> dict[str, FASModel]:
+    """A run's models in eval mode: ``teacher`` and, for a student run, ``student``."""
+    cfg = RunConfig.from_dict(run.config())
+    own = load_run_model(run, device)
+    if METHODS.get(cfg.method).role == "teacher":
+        return {"teacher": own}
+    out = {"student": own}
+    if cfg.teacher:
+        out = {"teacher": load_run_model(RunStore(run.path.parent).get(cfg.teacher), device), **out}
+    return out
+
+
+def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(B,3,H,W)`` -> float ``(B,3,size,size)`` normalised as in training."""
+    x = images.float().div(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    return normalize(x)
+
+
+@torch.no_grad()
+def predict_scores(model: FASModel, data: TrainData, rows: np.ndarray, device) -> np.ndarray:
+    """Spoof probabilities for ``rows`` of the decoded images, in batches, eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(rows), 256):
+        idx = torch.as_tensor(rows[start : start + 256])
+        x = normalize_bytes_(data.images.images[idx].to(device).float())
+        out.append(torch.softmax(model(x).float(), dim=1)[:, 1].cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def dev_summary(model: FASModel, data: TrainData, part: str, device) -> dict | None:
+    """AUC and EER of a development part, frame level (a fast per-epoch check)."""
+    rows = data.rows(part)
+    y = data.frame.loc[data.frame.index[rows], "y"].to_numpy()
+    if len(rows) == 0 or len(set(y)) < 2:
+        return None
+    s = predict_scores(model, data, rows, device)
+    return {"auc": metrics.auc(y, s), "eer": metrics.eer(y, s)[0]}
+
+
+def _streams(cfg: RunConfig, method: Method, data: TrainData, device) -> list:
+    """Infinite seeded batch streams: [source or None, target or None]."""
+
+    def stream(part: str, salt: int) -> FaceBatches:
+        return FaceBatches(
+            data.images,
+            data.frame["y"].to_numpy(),
+            data.rows(part),
+            batch_size=cfg.batch_size,
+            augment=cfg.augment,
+            infinite=True,
+            seed=cfg.seed * 1000 + salt,
+            device=device,
+        )
+
+    return [
+        stream("source_train", 1) if method.uses_source else None,
+        stream("target_train", 2) if method.uses_target else None,
+    ]
+
+
+def steps_per_epoch(cfg: RunConfig, data: TrainData) -> int:
+    """One pass over the larger training stream, so every method gets the same step budget."""
+    if cfg.steps_per_epoch:
+        return cfg.steps_per_epoch
+    n = max(len(data.rows("source_train")), len(data.rows("target_train")))
+    return max(1, math.ceil(n / cfg.batch_size))
+
+
+def _next_batch(src, tgt) -> Batch:
+    xs, ys, _ = next(src) if src is not None else (None, None, None)
+    xt, yt, _ = next(tgt) if tgt is not None else (None, None, None)
+    return Batch(xs, ys, xt, yt)
+
+
+def _selection_score(cfg: RunConfig, record: dict) -> float:
+    key = {"target_dev": "target_dev", "source_dev": "source_dev"}.get(cfg.select)
+    if key is None:
+        return -record["epoch"]  # "last": later is better
+    dev = record.get(key)
+    return dev["eer"] if dev else -record["epoch"]
+
+
+def train(
+    config: RunConfig, store: RunStore | None = None, *, resume: bool = False, progress: bool = True
+) -> Run:
+    """Train ``config`` into its run folder and return the run (see the module docstring)."""
+    from fascore.jobs.control import device_slot  # the job queue: one run per device slot
+
+    config.check()
+    store = store or RunStore()
+    run = store.run(config.run_id())
+    if not run.has("config"):
+        run.write_config(config.to_dict())
+    elif not resume and run.has("done"):
+        return run
+    elif not resume:
+        run.reset()  # a restarted run starts clean: no stale metrics or checkpoints
+    run.clear_cancel()
+    run.update_status(state="queued", pid=os.getpid(), message="starting")
+    try:
+        teacher_run = wait_for_teacher(run, config, store)
+        device = resolve_device(config.device)
+        with device_slot(run, str(device)):
+            _train(run, config, teacher_run, device, resume, progress)
+    except CancelRequested:
+        run.update_status(state="cancelled", message="cancelled by request", finished=time.time())
+    except FascoreError as err:
+        run.log(f"failed: {err}")
+        run.update_status(state="failed", message=str(err), finished=time.time())
+        raise
+    except Exception as err:
+        run.log(f"failed with an unexpected error: {err!r}")
+        run.update_status(
+            state="failed", message=f"unexpected error: {err!r}", finished=time.time()
+        )
+        raise
+    return run
+
+
+def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool) -> None:
+    torch.manual_seed(cfg.seed)
+    run.update_status(state="running", started=time.time(), message="loading data")
+    data = load_train_data(cfg, run)
+    model, teacher = build_model(cfg, teacher_run)
+    method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
+    method.amp = bool(cfg.amp and device.type == "cuda")
+    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    n_steps = steps_per_epoch(cfg, data)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
+    streams = _streams(cfg, method, data, device)
+    live = [s for s in streams if s is not None]
+    tracker = data.epoch_tracker(run) if cfg.analysis else None
+    start_epoch, best = 0, None
+    if resume and run.has("checkpoint"):
+        start_epoch, best = load_checkpoint(run, method, sched, live)
+        run.log(f"resumed after epoch {start_epoch}")
+    src, tgt = (iter(s) if s is not None else None for s in streams)
+    bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
+    run.update_status(message=f"training {cfg.method} on {device.type}")
+    bar.skip(start_epoch * n_steps)
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)
+        record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker)
+        if best is None or _selection_score(cfg, record) <= best["score"]:
+            best = {"epoch": epoch, "score": _selection_score(cfg, record)}
+            torch.save({"model": method.model.state_dict(), "epoch": epoch}, _tmp(run, "best"))
+            _tmp(run, "best").replace(run.file("best"))
+        save_checkpoint(run, method, sched, epoch, best, live)
+    bar.close()
+    _finish(run, cfg, method, teacher, data, device, best, tracker)
+
+
+def _tmp(run: Run, key: str):
+    return run.file(key).with_name(f".{run.file(key).name}.tmp")
+
+
+def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float]:
+    method.train()
+    run_epochs = method.cfg.epochs
+    sums: dict[str, float] = {}
+    t0, last_beat = time.time(), 0.0
+    for step in range(1, n_steps + 1):
+        logs = method.update(_next_batch(src, tgt))
+        sched.step()
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.update(logs)
+        if time.time() - last_beat > 2.0 or step == n_steps:
+            last_beat = time.time()
+            if run.cancel_requested():
+                raise CancelRequested()
+            run.update_status(
+                progress=bar.status(epoch=epoch, epochs=run_epochs, step=step, steps=n_steps)
+            )
+    means = {k: v / n_steps for k, v in sums.items()}
+    run.log(
+        f"epoch {epoch}: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in means.items())
+        + f" ({time.time() - t0:.1f}s)"
+    )
+    return means
+
+
+def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> dict:
+    model = method.model
+    record = {
+        "epoch": epoch,
+        "step": epoch * n_steps,
+        "time_s": time.time(),
+        "train": logs,
+        "source_dev": dev_summary(model, data, "source_dev", device),
+        "target_dev": dev_summary(model, data, "target_dev", device),
+        "mmd": None,
+    }
+    if tracker is not None:
+        models = {"teacher": method.teacher or model}
+        if method.role == "student":
+            models["student"] = model
+        record["mmd"] = tracker.update(epoch, models)
+    run.append_metrics(record)
+    status = run.status().get("progress") or {}
+    status["mmd"] = record["mmd"]
+    run.update_status(progress=status)
+    return record
+
+
+def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
+    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
+    method.model.load_state_dict(state["model"])
+    method.model.eval()
+    run.update_status(message="scoring the test sets")
+    scores = score_frame(data, lambda rows: predict_scores(method.model, data, rows, device))
+    run.write_table("scores", scores)
+    final = {"selected_epoch": best["epoch"], "select": cfg.select, **data.evaluate(scores, cfg)}
+    run.write_json("final", final)
+    hter = (final.get("target_test") or {}).get("hter")
+    run.log(f"selected epoch {best['epoch']}; target test HTER {hter}")
+    if tracker is not None:
+        from fascore.eval.analysis import analyse_run
+
+        run.update_status(message="analysing embeddings")
+        models = {"teacher": teacher or method.model}
+        if method.role == "student":
+            models["student"] = method.model
+        tracker.finish()
+        samples, images = data.analysis_samples()
+        analyse_run(
+            run,
+            models,
+            samples,
+            images,
+            device=str(device),
+            seed=cfg.seed,
+            threshold=(final.get("target_test") or {}).get("threshold"),
+        )
+    run.update_status(
+        state="done",
+        message="done",
+        finished=time.time(),
+        progress={**run.progress(), "fraction": 1.0, "eta_s": 0},
+    )
+    run.mark_done()

@@ -1,0 +1,164 @@
+"""The data of one run: manifests -> protocol parts -> decoded images, and the PAD evaluation.
+
+Parts (column ``part``): ``source_train``, ``source_dev``, ``source_test`` (the source domains'
+splits), ``target_train`` (only the k sampled shots), ``target_dev`` and ``target_test``. The
+target's unsampled training rows are never loaded, so a method cannot see more than its shots.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fascore.config import RunConfig
+from fascore.data.fewshot import sample_shots
+from fascore.data.images import ImageArray, load_images
+from fascore.data.manifest import read_preprocessing
+from fascore.data.protocols import load_manifests
+from fascore.errors import FascoreError
+from fascore.eval import metrics
+from fascore.runs import CancelRequested, Run, RunStore
+from fascore.train.methods import METHODS
+
+#: Columns of the per-sample scores table (see docs/run-folder.md).
+SCORE_COLUMNS = [
+    "sample",
+    "path",
+    "domain",
+    "role",
+    "split",
+    "label",
+    "y",
+    "attack",
+    "subject",
+    "video",
+    "score",
+]
+TEACHER_WAIT_S = 2.0
+
+
+def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict]:
+    """Label each row with its part of the protocol; sample the target shots by seed."""
+    domains = sorted(df["domain"].unique())
+    for dom in (*cfg.source_domains, cfg.target_domain):
+        if dom not in domains:
+            raise FascoreError(f"domain {dom!r} is not in the data; found: {', '.join(domains)}")
+    src = df[df["domain"].isin(cfg.source_domains)].copy()
+    src["part"], src["role"] = "source_" + src["split"], "source"
+    tgt = df[df["domain"] == cfg.target_domain]
+    shots, record = (tgt.iloc[:0], {"unit": cfg.shot_unit, "k": 0, "videos": []})
+    if cfg.shots != 0:
+        shots, record = sample_shots(tgt, cfg.shots, unit=cfg.shot_unit, seed=cfg.seed)
+    shots = shots.assign(part="target_train")
+    rest = tgt[tgt["split"] != "train"].assign(part=lambda d: "target_" + d["split"])
+    tgt = pd.concat([shots, rest]).assign(role="target")
+    out = pd.concat([src, tgt], ignore_index=True)
+    method = METHODS.get(cfg.method)
+    needed = ["target_test"] + ["source_train"] * method.uses_source
+    needed += ["target_train"] * method.uses_target
+    for part in needed:
+        if not (out["part"] == part).any():
+            raise FascoreError(
+                f"the protocol has no {part.replace('_', ' ')} rows: check the manifest's splits "
+                f"and --shots (run `python -m fascore validate`)"
+            )
+    return out, record
+
+
+@dataclass
+class TrainData:
+    frame: pd.DataFrame
+    images: ImageArray
+    shots: dict
+
+    def rows(self, part: str) -> np.ndarray:
+        """Positions (into ``frame`` and ``images``) of the readable rows of one part."""
+        mask = (self.frame["part"] == part).to_numpy() & self.images.ok.numpy()
+        return np.flatnonzero(mask)
+
+    def epoch_tracker(self, run: Run):
+        from fascore.eval.analysis import EpochTracker
+
+        samples, images = self.analysis_samples()
+        return EpochTracker(run, samples, images, seed=int(run.config().get("seed", 0)))
+
+    def analysis_samples(self) -> tuple[pd.DataFrame, object]:
+        """The source and target test rows, with their decoded images, for the analysis."""
+        rows = np.concatenate([self.rows("source_test"), self.rows("target_test")])
+        samples = self.frame.iloc[rows].assign(sample=rows, path=lambda d: d["abspath"])
+        cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video"]
+        return samples[cols].reset_index(drop=True), self.images.images[rows]
+
+    def evaluate(self, scores: pd.DataFrame, cfg: RunConfig) -> dict:
+        """PAD metrics: dev-EER threshold of the same domain applied to its test set."""
+
+        def part(role: str, split: str) -> metrics.ScoreSet | None:
+            sub = scores[(scores["role"] == role) & (scores["split"] == split)]
+            return metrics.ScoreSet.from_frame(sub) if sub["y"].nunique() == 2 else None
+
+        out = {
+            "level": cfg.level,
+            "threshold_rule": "EER threshold of the same domain's dev split, applied to its test "
+            "split; hter_oracle uses the test split's own EER and is shown for reference only",
+            "preprocessing": {m: read_preprocessing(m) for m in cfg.data},
+            "shots": self.shots,
+        }
+        for role in ("target", "source"):
+            dev, test = part(role, "dev"), part(role, "test")
+            if dev is not None and test is not None:
+                out[f"{role}_test"] = metrics.evaluate(
+                    dev, test, level=cfg.level, n_boot=cfg.n_boot, seed=cfg.seed
+                )
+        src_dev, tgt_test = part("source", "dev"), part("target", "test")
+        if src_dev is not None and tgt_test is not None:  # the cross-data-set convention
+            out["target_test_source_threshold"] = metrics.evaluate(
+                src_dev, tgt_test, level=cfg.level, n_boot=0, seed=cfg.seed
+            )
+        return out
+
+
+def load_train_data(cfg: RunConfig, run: Run) -> TrainData:
+    """Read, split, sample shots and decode the images (cached in the store's ``.cache``)."""
+    from fascore.jobs.demo import ensure_demo_data
+
+    run.update_status(message="preparing the data")
+    ensure_demo_data(cfg.data)
+    frame, shots = protocol_parts(load_manifests([Path(p) for p in cfg.data]), cfg)
+    run.write_json("shots", shots)
+    cache = run.path.parent / ".cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    images = load_images(frame, cfg.image_size, cache_dir=cache, log=run.log)
+    counts = frame.groupby("part").size().to_dict()
+    run.log("data: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return TrainData(frame, images, shots)
+
+
+def score_frame(data: TrainData, predict) -> pd.DataFrame:
+    """Scores of every dev and test row (source and target) from ``predict(rows) -> scores``."""
+    rows = np.concatenate(
+        [data.rows(p) for p in ("source_dev", "source_test", "target_dev", "target_test")]
+    )
+    df = data.frame.iloc[rows].assign(sample=rows, path=lambda d: d["abspath"])
+    df["score"] = predict(rows) if len(rows) else []
+    return df[SCORE_COLUMNS].reset_index(drop=True)
+
+
+def wait_for_teacher(run: Run, cfg: RunConfig, store: RunStore) -> Run | None:
+    """A student waits (state queued) until its teacher run is done; None for teacher-less runs."""
+    if not METHODS.get(cfg.method).needs_teacher:
+        return None
+    if not cfg.teacher:
+        raise FascoreError(f"method {cfg.method!r} needs a teacher run: pass --teacher RUN_ID")
+    teacher = store.get(cfg.teacher)
+    while (state := teacher.state()) != "done":
+        if state in ("failed", "cancelled", "interrupted"):
+            raise FascoreError(f"teacher run {teacher.id} is {state}; resume or retrain it first")
+        if run.cancel_requested():
+            raise CancelRequested()
+        run.update_status(state="queued", message=f"waiting for teacher {teacher.id}")
+        time.sleep(TEACHER_WAIT_S)
+    return teacher
