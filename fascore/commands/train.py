@@ -31,11 +31,11 @@ def _optional(kind):
     return parse
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field; absent flags stay absent (SUPPRESS), so only given ones override."""
     helps, hints = _field_help(), typing.get_type_hints(RunConfig)
     for f in dataclasses.fields(RunConfig):
-        if f.name in ("created",):
+        if f.name in ("created", *skip):
             continue
         flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else None
