@@ -34,6 +34,7 @@ from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.eval import experiment
 from fascore.jobs import control
+from fascore.jobs.launchers import LAUNCHERS
 from fascore.registry import Registry
 from fascore.runs import ACTIVE_STATES, Run, RunStore
 
@@ -78,7 +79,7 @@ def submit_plan(
     store = store or RunStore()
     if launcher in PLAN_LAUNCHERS:
         return PLAN_LAUNCHERS.get(launcher)(configs, store, **kw)
-    control.LAUNCHERS.get(launcher)  # a clear error for an unknown name
+    LAUNCHERS.get(launcher)  # a clear error for an unknown name
     return [control.submit(cfg, store, launcher) for cfg in configs]
 
 

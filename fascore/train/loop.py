@@ -173,9 +173,7 @@ def _next_batch(src, tgt) -> Batch:
 
 def headline_regime(cfg: RunConfig) -> str:
     """The regime whose selected weights the run analyses and reports first."""
-    return getattr(cfg, "regime", None) or (
-        "target-dev" if cfg.select == "target_dev" else "few-shot"
-    )
+    return cfg.regime
 
 
 def _weights_key(cfg: RunConfig, regime: str) -> str:

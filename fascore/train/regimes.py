@@ -33,9 +33,7 @@ THRESHOLD_FROM = {"few-shot": "source_dev", "target-dev": "target_dev"}
 def selection_rule(regime: str, select: str) -> str:
     """The selection rule a regime uses: ``last``, ``source_dev`` or ``target_dev``."""
     rule = SELECTION[regime]
-    if rule != "config":
-        return rule
-    return select if select in ("last", "source_dev") else "last"
+    return select if rule == "config" else rule
 
 
 def display_name(regime: str, shots: int | None, uses_target: bool) -> str:
