@@ -35,7 +35,7 @@ CEILING_AUC, CEILING_HTER, MIN_GAP, MIN_TEST_VIDEOS = 0.98, 0.05, 0.10, 300
 #: Shared with ``python -m fascore results`` so the runs are reused there (n_boot is hashed).
 COMMON = {"analysis": False, "n_boot": 200}
 #: The size measurement: a small data set per size (rendering at 224 px is 12x the work of 64).
-SIZE_SPEC = {"subjects": (8, 3, 8), "live_videos": 6, "attack_videos": 2, "frames": 2}
+SIZE_SPEC = {"subjects": (8, 2, 6), "live_videos": 6, "attack_videos": 2, "frames": 1}
 
 
 def species_auc(run: Run, domain: str = "phone") -> dict[str, float]:
@@ -151,7 +151,7 @@ def size_table(sizes: list[int], epochs: int, seed: int = 0) -> str:
     return (
         f"`target_only` (`alexnet_mini`, from scratch) on every labelled `phone` train image of a "
         f"small SynthFAS rendered at each size (studio + phone, subjects {n[0]}/{n[1]}/{n[2]} "
-        f"per split, 12 videos of 2 frames each), {epochs} epochs, batch 64, seed {seed}; "
+        f"per split, 12 videos of one frame each), {epochs} epochs, batch 64, seed {seed}; "
         "phone test split, video level. The crop is the rendered face crop (the whole frame), "
         "resized with antialiasing only where the input size differs. Seconds per epoch include "
         "the per-epoch dev scoring; load average at the start "

@@ -383,7 +383,7 @@ DOMAINS: dict[str, Domain] = {
                 grain=0.12,  # zero-ink paper is mottled
                 gloss=0.60,  # glossy sticker paper: a bright specular band at selfie distance
                 bleed=0.85,  # dye crystals: nearly continuous tone
-                picture_blur=1.0,  # a 314 dpi print of a compressed social-media photo
+                picture_blur=1.4,  # a 314 dpi print of a compressed social-media photo
             ),
             Printer(
                 name="minilab-photo",
@@ -394,7 +394,7 @@ DOMAINS: dict[str, Domain] = {
                 grain=0.02,
                 gloss=0.70,  # glossy photo paper
                 bleed=1.0,  # silver-halide print: continuous tone
-                picture_blur=0.8,  # enlarged from a phone photo
+                picture_blur=1.2,  # enlarged from a phone photo
             ),
         ),
         screens=(
@@ -407,7 +407,7 @@ DOMAINS: dict[str, Domain] = {
                 fill=0.55,
                 glare=0.30,  # bare cover glass held close: it mirrors the window or the sky
                 black=0.0,  # OLED blacks emit nothing
-                picture_blur=1.0,  # replays a compressed 480p video-call recording
+                picture_blur=1.4,  # replays a compressed 480p video-call recording
             ),
             Screen(
                 name="oled-tablet",
@@ -418,12 +418,13 @@ DOMAINS: dict[str, Domain] = {
                 fill=0.60,
                 glare=0.25,  # glossy glass
                 black=0.0,
-                picture_blur=0.9,  # a downloaded clip, upscaled to the tablet's panel
+                picture_blur=1.3,  # a downloaded clip, upscaled to the tablet's panel
             ),
         ),
         masks=(
-            # Latex shines where skin is matte and its cut edge lifts off the face in a seam.
-            MaskKind(name="latex-mask", gamut=0.85, texture=0.06, relief=0.9, rim=0.55, gloss=0.6),
+            # Latex shines where skin is matte, its paint is flatter than skin and its cut edge
+            # lifts off the face in a dark seam.
+            MaskKind(name="latex-mask", gamut=0.70, texture=0.10, relief=0.9, rim=0.75, gloss=1.0),
         ),
         edge_prob=0.1,  # selfie distance: the instrument fills the view
     ),

@@ -31,7 +31,7 @@ from fascore.data.synth.domains import ATTACKS, DOMAIN_NAMES, DOMAINS, get_domai
 from fascore.data.synth.scene import IMAGES_DIR, SUPERSAMPLE, VideoTask, render_video
 from fascore.errors import FascoreError
 
-VERSION = "2.0"  # names the cache folder too: a new version never reuses old data
+VERSION = "2.1"  # names the cache folder too: a new version never reuses old data
 DATA_ENV = "FASCORE_DATA_DIR"
 STATE_NAME = "synth.json"  # the cache record: spec, seed, hash, state
 LOCK_NAME = "synth.lock"  # serialises two processes generating into one folder
