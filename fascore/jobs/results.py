@@ -166,7 +166,7 @@ def grid_table(df: pd.DataFrame, regime: str) -> pd.DataFrame:
 
 
 def dev_curves(runs: list[Run], methods=("finetune", "mmd", "pair", "distill")) -> str:
-    """Per-epoch target-dev AUC (frame level) and the alignment terms, mean over seeds."""
+    """Per-epoch target-dev AUC (video level) and the alignment terms, mean over seeds."""
     per: dict[str, list[list[dict]]] = {}
     for run in runs:
         if run.state() == "done" and (m := run.config()["method"]) in methods:
@@ -277,7 +277,7 @@ target-dev regime:
 
 ## The students' development curves (k = 5)
 
-Per epoch, mean over the main table's seeds: target-dev AUC (frame level; watched, not used by the
+Per epoch, mean over the main table's seeds: target-dev AUC (video level; watched, not used by the
 few-shot regime) and the alignment terms each method minimised on its training batches.
 
 {dev_curves(runs["main"])}
