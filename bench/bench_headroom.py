@@ -60,8 +60,11 @@ def _budget(manifest: Path, domain: str = "phone") -> dict[str, int]:
     df = read_manifest(manifest)
     df = df[df["domain"] == domain]
     return {
-        f"{split}_{unit}": int(df[df["split"] == split][col].nunique() if unit != "images" else
-                               (df["split"] == split).sum())  # fmt: skip
+        f"{split}_{unit}": int(
+            df[df["split"] == split][col].nunique()
+            if unit != "images"
+            else (df["split"] == split).sum()
+        )  # fmt: skip
         for split in ("train", "dev", "test")
         for unit, col in (("videos", "video"), ("images", "path"), ("subjects", "subject"))
     }

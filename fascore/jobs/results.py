@@ -179,7 +179,11 @@ def dev_curves(runs: list[Run], methods=("finetune", "mmd", "pair", "distill")) 
     for m in methods:
         if m not in per:
             continue
-        for key, label in (("auc", "target-dev AUC"), ("mmd", "train MMD²"), ("pair", "train pair")):
+        for key, label in (
+            ("auc", "target-dev AUC"),
+            ("mmd", "train MMD²"),
+            ("pair", "train pair"),
+        ):
             vals = []
             for e in range(epochs):
                 xs = [(r[e].get("target_dev") or {}).get("auc") if key == "auc"

@@ -100,7 +100,9 @@ def local_plan(
     say = report or (lambda _msg: None)
     while todo:
         states = {rid: runs[rid].state() for rid in todo}
-        active = sum(s in ACTIVE_STATES and runs[r].status().get("pid") for r, s in states.items())
+        active = sum(
+            bool(s in ACTIVE_STATES and runs[r].status().get("pid")) for r, s in states.items()
+        )  # bool: a queued run without a pid yet is not active (and None does not add)
         for rid, state in states.items():
             cfg = todo[rid]
             if state in ("done", "failed", "cancelled"):
