@@ -33,11 +33,22 @@ with device_slot(Run(Path(sys.argv[1])), sys.argv[2], poll_s=0.05) as i:
 """
 GROUP = """
 import signal, subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-if sys.argv[1] == "stubborn":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-print(child.pid, flush=True)
-time.sleep(60)
+from pathlib import Path
+from fascore.runs import Run
+with Run(Path(sys.argv[2])).hold():  # what a trainer does first: own the run
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    if sys.argv[1] == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(child.pid, flush=True)
+    time.sleep(60)
+"""
+OWNER = """
+import sys, time
+from pathlib import Path
+from fascore.runs import Run
+with Run(Path(sys.argv[1])).hold():
+    print("owner", flush=True)
+    time.sleep(60)
 """
 
 
@@ -142,7 +153,7 @@ def test_bad_slot_setting_is_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("mode", ["polite", "stubborn"])
 def test_cancel_stops_the_whole_process_group(store, mode):
     run = _run(store, f"job-{mode}")
-    proc = _spawn(GROUP, mode)
+    proc = _spawn(GROUP, mode, str(run.path))
     try:
         grandchild = int(_line(proc))
         run.update_status(state="running", pid=proc.pid, pgid=proc.pid, launcher="local")
@@ -169,7 +180,8 @@ def test_a_job_on_another_host_is_never_signalled(store):
 
 def test_a_killed_job_reads_as_interrupted(store):
     run = _run(store, "crashed")
-    proc = _spawn("import time; time.sleep(60)")
+    proc = _spawn(OWNER, str(run.path))
+    assert _line(proc) == "owner"
     run.update_status(state="running", pid=proc.pid)
     assert run.state() == "running"
     _kill(proc)
