@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from fascore.data.decode import decode_image, to_rgb
 from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
@@ -143,10 +144,7 @@ def explain_images(
 
     size = getattr(next(iter(models.values())), "input_size", None) or 64
     batch = np.stack(
-        [
-            np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
-            for im in images
-        ]
+        [np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images]
     ).transpose(0, 3, 1, 2)
     out = explain_samples(models, batch, alpha=alpha)
     panels = []
@@ -172,8 +170,7 @@ def gradcam_panels(run: Run, rows: pd.DataFrame, alpha: float = 0.5) -> list[Pan
 def open_image(path: str | Path) -> Image.Image:
     """An image from a scores/errors ``path``, or a ``FascoreError`` if it moved or is damaged."""
     try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return decode_image(path)
     except (OSError, SyntaxError, ValueError):
         raise FascoreError(
             f"cannot read {path}; the data set moved or changed since the run was scored"
