@@ -108,8 +108,14 @@ class Run:
 
     # -- config -----------------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.file("config"), json.dumps(config, indent=2, sort_keys=True))
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.file("config"), json.dumps(config, indent=2, sort_keys=True))
+        except OSError as err:
+            raise FascoreError(
+                f"cannot write to the run store {self.path.parent} ({err.strerror}); set "
+                "FASCORE_RUNS_DIR to a writable folder"
+            ) from None
 
     def config(self) -> dict:
         cfg = self.read_json("config")
@@ -286,6 +292,9 @@ class Run:
     # -- completion and cancel requests -----------------------------------------------------
     def mark_done(self) -> None:
         self.file("done").touch()
+
+    def unmark_done(self) -> None:
+        self.file("done").unlink(missing_ok=True)
 
     def request_cancel(self) -> None:
         self.file("cancel").touch()

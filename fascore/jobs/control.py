@@ -108,15 +108,13 @@ def list_runs(store: RunStore | None = None, experiment: str | None = None) -> p
 
 def _teacher_for(base: RunConfig, teacher: str, store: RunStore) -> str:
     """Check a chosen teacher run can teach ``base``'s protocol; returns its id."""
+    from fascore.train.trainset import check_teacher  # lazy: imports torch
+
     run = store.get(teacher)
-    cfg, state = run.config(), run.state()
+    state = run.state()
     if state in RESUMABLE_STATES:
         raise FascoreError(f"teacher run {teacher} is {state}; resume it first or train a new one")
-    if tuple(cfg.get("source_domains") or ()) != base.source_domains:
-        raise FascoreError(
-            f"teacher {teacher} was trained on {'+'.join(cfg.get('source_domains') or [])}, not "
-            f"{'+'.join(base.source_domains)}; pick a matching teacher or train a new one"
-        )
+    check_teacher(base, run)
     return teacher
 
 

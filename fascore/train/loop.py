@@ -31,7 +31,14 @@ from fascore.runs import CancelRequested, Run, RunStore
 from fascore.train.checkpoint import load_checkpoint, save_checkpoint
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
-from fascore.train.trainset import TrainData, load_train_data, score_frame, wait_for_teacher
+from fascore.train.trainset import (
+    TrainData,
+    clamp_batch,
+    load_train_data,
+    score_frame,
+    target_metrics_problem,
+    wait_for_teacher,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -195,6 +202,9 @@ def train(
             device = resolve_device(config.device)
             with device_slot(run, str(device)):
                 _train(run, config, teacher_run, device, resume, progress)
+            if why := target_metrics_problem(run):  # a run without target metrics is not done
+                run.unmark_done()
+                raise FascoreError(why)
         except CancelRequested:
             run.update_status(
                 state="cancelled", message="cancelled by request", finished=time.time()
@@ -243,6 +253,7 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     torch.manual_seed(cfg.seed)
     run.update_status(state="running", started=time.time(), message="loading data")
     data = load_train_data(cfg, run)
+    cfg = clamp_batch(cfg, data, run.log)
     model, teacher = build_model(cfg, teacher_run)
     method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
     method.amp = bool(cfg.amp and device.type == "cuda")
