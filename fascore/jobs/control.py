@@ -41,11 +41,19 @@ LAUNCH_LOCK_WAIT_S = 0.5  # a launch waits this long for a viewer's lock probe t
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
-def _launch(run: Run, store: RunStore, launcher: str, argv: list[str], message: str) -> Run:
+def _launch(
+    run: Run, store: RunStore, launcher: str, argv: list[str], message: str, seen: dict
+) -> Run:
     """Start the job while holding the run's lock (the job takes it over once started), so a
-    live trainer or a concurrent launch makes this one refuse instead of overwriting its status."""
+    live trainer or a concurrent launch makes this one refuse instead of overwriting its status.
+    ``seen`` is the status the caller decided on: if it changed meanwhile, another process
+    launched the run first (check-then-act under the lock)."""
     impl = LAUNCHERS.get(launcher)()
     with run.hold(wait_s=LAUNCH_LOCK_WAIT_S, role="launcher"):
+        if run.status() != seen:
+            raise FascoreError(
+                f"run {run.id} was just started by another process; see `python -m fascore runs`"
+            )
         run.clear_cancel()
         fresh = {"pid": None, "pgid": None, "pid_started": None, "finished": None}
         run.update_status(
@@ -67,10 +75,11 @@ def submit(config: RunConfig, store: RunStore | None = None, launcher: str = "lo
     config.check()
     store = store or RunStore()
     run = store.run(config.run_id())
+    seen = run.status() if run.path.exists() else {"state": "queued"}  # what status() will say
     if run.has("config") and run.state() in (*ACTIVE_STATES, "done"):
         return run
     run.write_config(config.to_dict())
-    return _launch(run, store, launcher, ["train", "--run", run.id], "submitted")
+    return _launch(run, store, launcher, ["train", "--run", run.id], "submitted", seen)
 
 
 def cancel(run: Run, grace_s: float = 10.0) -> Run:
@@ -90,14 +99,14 @@ def cancel(run: Run, grace_s: float = 10.0) -> Run:
 
 def resume(run: Run, store: RunStore | None = None, launcher: str | None = None) -> Run:
     """Relaunch an interrupted, failed or cancelled run; it continues from its last checkpoint."""
-    state = run.state()
+    seen, state = run.status(), run.state()
     if state not in RESUMABLE_STATES:
         raise FascoreError(
             f"run {run.id} is {state}; only interrupted, failed or cancelled runs can be resumed"
         )
     store = store or RunStore(run.path.parent)
     name = launcher or run.status().get("launcher", "local")
-    return _launch(run, store, name, ["train", "--run", run.id, "--resume"], "resuming")
+    return _launch(run, store, name, ["train", "--run", run.id, "--resume"], "resuming", seen)
 
 
 def list_runs(store: RunStore | None = None, experiment: str | None = None) -> pd.DataFrame:

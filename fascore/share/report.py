@@ -373,6 +373,10 @@ def build_report(
         raise FascoreError(
             "no run to report on; pass run ids (list them with `python -m fascore runs`)"
         )
+    left_out = {r.id: why for r in runs if (why := r.problem())}
+    runs = [r for r in runs if r.id not in left_out]
+    if not runs:
+        raise FascoreError("every run asked for is unreadable: " + _unreadable_line(left_out))
     names = run_names(runs)
     title = title or f"fascore report: {', '.join(names)}"
     doc = _Doc()
@@ -381,6 +385,8 @@ def build_report(
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} by fascore from the run folders below.",
         "note",
     )
+    if left_out:
+        doc.p("Left out: " + _unreadable_line(left_out), "note")
     _protocol_section(doc, runs, names)
     _metrics_section(doc, runs, names, n_boot)
     _curves_section(doc, runs, names)
@@ -393,7 +399,32 @@ def build_report(
             doc.add(
                 f"<p>{html.escape(name)}: <code>{html.escape(deep_link(dashboard, 'compare', run=run.id, teacher=run.config().get('teacher')))}</code></p>"
             )
-    return doc.html(title)
+    return strip_local_paths(doc.html(title), runs)
+
+
+def _unreadable_line(left_out: dict[str, str]) -> str:
+    return "; ".join(f"run {rid} is unreadable: {why}" for rid, why in left_out.items())
+
+
+def strip_local_paths(text: str, runs: Sequence[Run]) -> str:
+    """The report without this machine's absolute paths: image paths become relative to their
+    data set's folder (``data-set/img/x.png``), run folders to the store (``runs/RUN``), and the
+    home folder ``~``; both plain and JSON-escaped (``\\u002f``) spellings are replaced."""
+    roots: dict[str, str] = {}
+    for run in runs:
+        for manifest in run.config().get("data") or []:
+            folder = Path(manifest).parent
+            for spelling in {str(folder), str(folder.resolve())}:
+                roots[spelling] = folder.resolve().name
+        store = run.path.parent
+        for spelling in {str(store), str(store.resolve())}:
+            roots[spelling] = "runs"
+    roots.setdefault(str(Path.home()), "~")
+    for root in sorted(roots, key=len, reverse=True):  # the longest (innermost) first
+        if len(root) > 1:
+            for a, b in ((root + "/", roots[root] + "/"), (root, roots[root])):
+                text = text.replace(a, b).replace(a.replace("/", "\\u002f"), b)
+    return text
 
 
 def write_report(out: str | Path, runs: Sequence[Run], **kwargs: object) -> Path:

@@ -84,9 +84,14 @@ def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
     cfg = RunConfig.from_dict(run.config())
     if not run.has("best"):
         raise FascoreError(f"run {run.id} has no trained weights yet (state: {run.state()})")
-    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-    model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
-    model.load_state_dict(state["model"])
+    try:
+        state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
+        model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
+        model.load_state_dict(state["model"])
+    except (RuntimeError, OSError, KeyError, EOFError, ValueError) as err:
+        raise FascoreError(
+            f"the weights of run {run.id} are damaged ({type(err).__name__}); retrain the run"
+        ) from None
     return model.to(device).eval()
 
 
