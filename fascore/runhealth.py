@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: Config fields every run's summary needs, with the types they must have.
 KEY_FIELDS = {"method": str, "target_domain": str, "source_domains": list, "seed": int}
 #: Files that are zip archives (torch checkpoints, numpy .npz) or parquet tables.
-ZIP_FILES = ("checkpoint", "best", "embeddings", "epoch_embeddings")
+ZIP_FILES = ("checkpoint", "best", "best_alt", "embeddings", "epoch_embeddings")
 PARQUET_FILES = ("scores", "embedding_index", "projection", "epoch_projection", "errors")
 PARQUET_MAGIC = b"PAR1"
 
