@@ -447,8 +447,8 @@ def _one_class_target_test(df, folder):
     return df[~((df["domain"] == "phone") & (df["split"] == "test") & (df["label"] == "spoof"))]
 
 
-def _no_target_dev(df, folder):
-    return df[~((df["domain"] == "phone") & (df["split"] == "dev"))]
+def _no_source_dev(df, folder):  # the few-shot threshold comes from the source dev split
+    return df[~((df["domain"] == "studio") & (df["split"] == "dev"))]
 
 
 def _unreadable_target_test(df, folder):
@@ -460,7 +460,7 @@ def _unreadable_target_test(df, folder):
 @pytest.mark.parametrize(
     ("edit", "words"),
     [(_one_class_target_test, "test split has live images only"),
-     (_no_target_dev, "no target metrics: the target dev split has no scored images"),
+     (_no_source_dev, "no target metrics: the source dev split has no scored images"),
      (_unreadable_target_test, "test split has no readable image")],
 )  # fmt: skip
 def test_9_a_run_without_target_metrics_fails(store, manifest, tmp_path, edit, words):

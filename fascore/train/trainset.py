@@ -196,15 +196,15 @@ def target_metrics_problem(run: Run) -> str | None:
     if scores is None:
         return "no target metrics: the run wrote no scores"
     missing = []
-    for split in ("dev", "test"):
-        sub = scores[(scores["role"] == "target") & (scores["split"] == split)]
+    for role, split in (("target", "test"), ("target", "dev"), ("source", "dev")):
+        sub = scores[(scores["role"] == role) & (scores["split"] == split)]
         if sub["label"].nunique() < 2:
             got = "/".join(sorted(sub["label"].unique())) or "no"
-            missing.append(f"the target {split} split has {got} scored images")
+            missing.append(f"the {role} {split} split has {got} scored images")
     reason = "; ".join(missing) or "the metrics could not be computed"
     return (
-        f"no target metrics: {reason}, and the dev-set threshold and test metrics need live and "
-        "spoof images in both. Fix the manifest's splits (`python -m fascore validate`)"
+        f"no target metrics: {reason}, and the threshold's dev split and the test split need "
+        "live and spoof images. Fix the manifest's splits (`python -m fascore validate`)"
     )
 
 
