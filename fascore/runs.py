@@ -209,8 +209,9 @@ class Run:
 
     def problem(self) -> str | None:
         """Why this run cannot be shown (a corrupt status, config, metrics line, table or weights
-        file), or None. Cheap: archives and tables are checked by structure, not loaded."""
-        _, why = self._status_doc()
+        file), or None. Cheap: archives and tables are checked by structure, not loaded. A
+        finished run needs no status (its ``done`` marker, written last, says it finished)."""
+        _, why = self._status_doc() if not self.has("done") else ({}, None)
         return why or runhealth.run_problem(self)
 
     def progress(self) -> dict:

@@ -308,6 +308,8 @@ def test_6_exif_orientation_is_applied(tmp_path):
 def _corrupt(runs: list[Run]) -> dict[str, str]:
     """Damage one file in each of several runs; returns {run id: expected reason}."""
     a, b, c, d, e, f = runs[:6]
+    for unfinished in (a, b):  # a finished run's done marker outranks its status
+        unfinished.unmark_done()
     a.file("status").write_text("[1, 2]")
     b.write_json("status", {**b.status(), "pid": "abc"})
     cfg = c.config()
@@ -350,6 +352,8 @@ def test_7_an_unparsable_status_does_not_make_a_finished_run_queued(damaged):
     good = runs[6]
     good.file("status").write_text('{"state": "do')  # torn by hand or by a foreign tool
     assert good.state() == "done"  # the done marker is written last and says so
+    row = RunStore().table().set_index("run").loc[good.id]
+    assert row["state"] == "done" and row["problem"] == ""  # so Compare, Report... list it
 
 
 def test_7_report_leaves_out_an_unreadable_run(damaged, tmp_path, capsys):

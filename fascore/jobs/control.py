@@ -42,15 +42,20 @@ LAUNCH_LOCK_WAIT_S = 0.5  # a launch waits this long for a viewer's lock probe t
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
 def _launch(
-    run: Run, store: RunStore, launcher: str, argv: list[str], message: str, seen: dict
+    run: Run,
+    store: RunStore,
+    launcher: str,
+    argv: list[str],
+    message: str,
+    seen: dict | None = None,
 ) -> Run:
     """Start the job while holding the run's lock (the job takes it over once started), so a
     live trainer or a concurrent launch makes this one refuse instead of overwriting its status.
     ``seen`` is the status the caller decided on: if it changed meanwhile, another process
-    launched the run first (check-then-act under the lock)."""
+    launched the run first (check-then-act under the lock); None skips that check."""
     impl = LAUNCHERS.get(launcher)()
     with run.hold(wait_s=LAUNCH_LOCK_WAIT_S, role="launcher"):
-        if run.status() != seen:
+        if seen is not None and run.status() != seen:
             raise FascoreError(
                 f"run {run.id} was just started by another process; see `python -m fascore runs`"
             )
