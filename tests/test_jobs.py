@@ -315,7 +315,7 @@ def test_a_real_job_runs_cancels_and_resumes(store, tmp_path):
     run = jobs.submit(cfg, store)
     pid = run.status()["pid"]
     try:
-        assert _wait_for(lambda: run.state() == "running" and run.has("checkpoint"), 25)
+        assert _wait_for(lambda: run.state() == "running" and run.has("checkpoint"), 60)
         assert run.progress().get("fraction", 0) > 0
         jobs.cancel(run, grace_s=5)
         assert run.state() == "cancelled" and not launchers.group_alive(pid)
