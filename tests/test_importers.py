@@ -12,14 +12,22 @@ from PIL import Image
 
 from fascore import cli
 from fascore.data.importers import IMPORTERS, ImportOptions, run_import
-from fascore.data.importers.base import Video, carve_dev, frame_indices, square_crop
+from fascore.data.importers.base import Video, carve_dev, frame_indices
+from fascore.data.importers.crops import read_bob_face_file as read_replay_face
+from fascore.data.importers.detect import square_crop
 from fascore.data.importers.msu_mfsd import read_face_file as read_msu_face
 from fascore.data.importers.oulu_npu import eyes_to_box, parse_protocol, read_eye_file
-from fascore.data.importers.replay_attack import read_face_file as read_replay_face
 from fascore.data.manifest import read_manifest, read_preprocessing
 from fascore.data.validate import validate_manifest
 from fascore.errors import FascoreError
-from tests.fake_datasets import BUILDERS, FACE_FRAMES, N_FRAMES, replay_attack, write_video
+from tests.fake_datasets import (
+    BUILDERS,
+    EYE_FRAMES,
+    FACE_FRAMES,
+    N_FRAMES,
+    replay_attack,
+    write_video,
+)
 
 KEPT = [i for i in frame_indices(N_FRAMES, 10, None) if i in FACE_FRAMES]  # 7 of the 10 chosen
 
@@ -80,10 +88,10 @@ def test_annotation_parsers(tmp_path):
     msu = tmp_path / "b.face"
     msu.write_text("0,10,20,40,60\n3, 5, 5, 5, 9\n")  # corners; an empty box is skipped
     assert read_msu_face(msu) == {0: (10, 20, 30, 40)}
-    oulu = tmp_path / "c.txt"
-    oulu.write_text("1, 40, 50, 60, 50\n2, 41, 50, 61, 50\n")  # counted from 1
+    oulu = tmp_path / "c.txt"  # absolute frame numbers; any zero coordinate = no detection
+    oulu.write_text("3, 40, 50, 60, 50\n4, 0, 50, 61, 50\n5, 41, 50, 61, 50\n6, 0, 0, 0, 0\n")
     boxes = read_eye_file(oulu)
-    assert set(boxes) == {0, 1} and boxes[0] == eyes_to_box(40, 50, 60, 50)
+    assert set(boxes) == {3, 5} and boxes[3] == eyes_to_box(40, 50, 60, 50)
 
 
 def test_oulu_protocol_names():
@@ -165,7 +173,12 @@ def test_oulu_npu_folders_and_eye_annotations(imported):
     assert set(df["device"]) == {"phone1", "phone2"} and set(df["session"]) == {"session1"}
     split, subject = per_video(df, "split"), per_video(df, "subject")
     assert {subject[v] for v in split if split[v] == "test"} == {"oulu-npu:36"}
-    assert all(e["from_annotation"] == 7 for e in result.record["videos"].values())
+    # eye lines from frame 3 (absolute): of the 7 kept face frames, 4 and 5 .. 7 come from the
+    # eyes and 0 .. 2 from the detector; the zero rows (frames 9-11) give no box: dropped
+    annotated = [i for i in KEPT if i in EYE_FRAMES]
+    for entry in result.record["videos"].values():
+        assert entry["from_annotation"] == len(annotated) == 4
+        assert entry["from_detector"] == 3 and entry["dropped"]["no_face"] == 3
 
 
 def test_oulu_npu_protocol_lists(trees, tmp_path):
@@ -208,11 +221,12 @@ def test_corrupt_video_and_stray_files_are_reported_and_import_finishes(tmp_path
         root / "test/attack/fixed/attack_laser_client003_session01_mobile_photo_adverse.mov"
     )
     out = tmp_path / "out"
-    assert (
-        cli.main(["import", "replay-attack", str(root), "--out", str(out), "--workers", "1"]) == 0
-    )
-    printed = capsys.readouterr().out
+    args = ["import", "replay-attack", str(root), "--out", str(out), "--workers", "1"]
+    assert cli.main(args) == 1  # half of train lost: over --max-lost, everything still written
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "imported 1 video(s), 7 face crop(s)" in printed and "3 file(s) skipped" in printed
+    assert "split train lost 1 of 2 video(s)" in captured.err
     reasons = {s["path"]: s["reason"] for s in read_preprocessing(out)["skipped"]}
     assert reasons[bad.relative_to(root).as_posix()].startswith("cannot decode")
     assert "not a Replay-Attack video" in reasons["train/real/notes.txt"]
@@ -221,6 +235,7 @@ def test_corrupt_video_and_stray_files_are_reported_and_import_finishes(tmp_path
         in reasons["test/attack/fixed/attack_laser_client003_session01_mobile_photo_adverse.mov"]
     )
     assert "face-locations/ not found" in printed
+    assert cli.main([*args, "--max-lost", "0.5"]) == 0
 
 
 def test_resume_skips_finished_videos(tmp_path):
