@@ -199,6 +199,44 @@ def celeba_spoof(root: Path) -> Path:
     return root
 
 
+PHOTO_FACE = (165, 110, 205, 220)  # x, y, w, h of the face in matplotlib's grace_hopper.jpg
+
+
+def photo_variants() -> list[tuple[str, np.ndarray, tuple[int, int, int, int]]]:
+    """A real photograph (the portrait of Grace Hopper that ships with matplotlib) in 14
+    variants a capture meets: scale, in-plane rotation, light, blur, noise, a small face in a
+    720p frame, a face cut by the frame edge; (what, RGB frame, where the face is)."""
+    import matplotlib.cbook
+
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = PHOTO_FACE
+    out = []
+    for s in (1.0, 0.5, 0.25, 0.15):
+        small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        out.append((f"scale {s}", small, tuple(round(v * s) for v in PHOTO_FACE)))
+    for angle in (-30, -15, 15, 30):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        cx, cy = m @ np.array([x + bw / 2, y + bh / 2, 1.0])
+        box = (round(cx - bw / 2), round(cy - bh / 2), bw, bh)
+        out.append((f"rotated {angle} deg", cv2.warpAffine(rgb, m, (w, h)), box))
+    noise = np.random.default_rng(0).normal(0, 25, rgb.shape)
+    out += [
+        ("dark (x 0.25)", (rgb * 0.25).astype(np.uint8), PHOTO_FACE),
+        ("bright (+90)", np.clip(rgb + 90.0, 0, 255).astype(np.uint8), PHOTO_FACE),
+        ("blurred (sigma 4)", cv2.GaussianBlur(rgb, (0, 0), 4), PHOTO_FACE),
+        ("noisy (sigma 25)", np.clip(rgb + noise, 0, 255).astype(np.uint8), PHOTO_FACE),
+    ]
+    frame = np.full((720, 1280, 3), 100, np.uint8)
+    quarter = cv2.resize(rgb, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    frame[300 : 300 + h // 4, 900 : 900 + w // 4] = quarter
+    small_box = (900 + x // 4, 300 + y // 4, bw // 4, bh // 4)
+    out.append(("small face in a 720p frame", frame, small_box))
+    out.append(("cut by the frame edge", rgb[:, w // 3 :].copy(), (x - w // 3, y, bw, bh)))
+    return out
+
+
 BUILDERS = {
     "replay-attack": replay_attack,
     "casia-fasd": casia_fasd,

@@ -44,7 +44,7 @@ def imported(trees, tmp_path_factory):
     out = tmp_path_factory.mktemp("imported")
     results = {}
     for name, root in trees.items():
-        result = run_import(name, root, out / name, ImportOptions())
+        result = run_import(name, root, out / name, ImportOptions(detector="haar"))
         results[name] = (result, read_manifest(result.manifest))
     return results
 
@@ -182,7 +182,7 @@ def test_oulu_npu_folders_and_eye_annotations(imported):
 
 
 def test_oulu_npu_protocol_lists(trees, tmp_path):
-    result = run_import("oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(protocol="1"))
+    result = run_import("oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(detector="haar", protocol="1"))
     df = read_manifest(result.manifest)
     assert df["video"].nunique() == 12 and set(df["device"]) == {"phone1"}
     assert set(df["split"]) == {"train", "dev", "test"}
@@ -190,7 +190,7 @@ def test_oulu_npu_protocol_lists(trees, tmp_path):
     assert reasons["Protocols/Protocol_1/Train.txt: +1,1_1_02_2"] == "label and name disagree"
     assert "not found" in reasons["1_1_03_2.avi"]
     with pytest.raises(FascoreError, match="Protocol_2"):
-        run_import("oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(protocol="2"))
+        run_import("oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(detector="haar", protocol="2"))
 
 
 def test_manifests_pass_validation(imported):
@@ -222,6 +222,7 @@ def test_corrupt_video_and_stray_files_are_reported_and_import_finishes(tmp_path
     )
     out = tmp_path / "out"
     args = ["import", "replay-attack", str(root), "--out", str(out), "--workers", "1"]
+    args += ["--detector", "haar"]  # the drawn faces are Haar's (docs/benchmarks.md)
     assert cli.main(args) == 1  # half of train lost: over --max-lost, everything still written
     captured = capsys.readouterr()
     printed = captured.out
@@ -241,20 +242,20 @@ def test_corrupt_video_and_stray_files_are_reported_and_import_finishes(tmp_path
 def test_resume_skips_finished_videos(tmp_path):
     root = replay_attack(tmp_path / "replay")
     out = tmp_path / "out"
-    first = run_import("replay-attack", root, out, ImportOptions(workers=2))
+    first = run_import("replay-attack", root, out, ImportOptions(detector="haar", workers=2))
     text, image = first.manifest.read_text(), next((out / "images").rglob("*.png"))
     stamp = image.stat().st_mtime_ns
-    again = run_import("replay-attack", root, out, ImportOptions(workers=1))
+    again = run_import("replay-attack", root, out, ImportOptions(detector="haar", workers=1))
     assert again.resumed == 16 and again.manifest.read_text() == text
     assert image.stat().st_mtime_ns == stamp
     next((out / ".import").rglob("*.json")).unlink()  # as if interrupted on that video
-    assert run_import("replay-attack", root, out, ImportOptions()).resumed == 15
-    changed = run_import("replay-attack", root, out, ImportOptions(size=64))
+    assert run_import("replay-attack", root, out, ImportOptions(detector="haar")).resumed == 15
+    changed = run_import("replay-attack", root, out, ImportOptions(detector="haar", size=64))
     assert changed.resumed == 0 and Image.open(image).size == (64, 64)
 
 
 def test_every_k_and_detector_only(trees, tmp_path):
-    opts = ImportOptions(frames=None, every=5, use_annotations=False)
+    opts = ImportOptions(detector="haar", frames=None, every=5, use_annotations=False)
     result = run_import("msu-mfsd", trees["msu-mfsd"], tmp_path, opts)
     df = read_manifest(result.manifest)
     assert sorted(set(df["frame"])) == [0, 5]  # frame 10 is empty: dropped, counted
@@ -264,17 +265,17 @@ def test_every_k_and_detector_only(trees, tmp_path):
 
 
 def test_src_may_be_the_folder_above_the_data_set(trees, tmp_path):
-    result = run_import("casia-fasd", trees["casia-fasd"].parent, tmp_path, ImportOptions(frames=1))
+    result = run_import("casia-fasd", trees["casia-fasd"].parent, tmp_path, ImportOptions(detector="haar", frames=1))
     assert read_manifest(result.manifest)["video"].nunique() == 20
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_missing_or_foreign_source_is_a_readable_error(name, trees, tmp_path):
     with pytest.raises(FascoreError, match="does not exist"):
-        run_import(name, tmp_path / "nope", tmp_path / "out", ImportOptions())
+        run_import(name, tmp_path / "nope", tmp_path / "out", ImportOptions(detector="haar"))
     other = next(root for key, root in trees.items() if key != name)
     with pytest.raises(FascoreError, match="does not look like .*expected a folder holding"):
-        run_import(name, other, tmp_path / "out", ImportOptions())
+        run_import(name, other, tmp_path / "out", ImportOptions(detector="haar"))
 
 
 def test_cli_errors_are_one_line(trees, tmp_path, capsys):

