@@ -44,15 +44,6 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _index(frame: av.VideoFrame, stream: av.video.stream.VideoStream, start: int | None, n: int):
-    """The frame's index in the video: from its time stamp where the stream has one (so a lost
-    packet does not shift every later index), else the count of frames decoded so far."""
-    rate = stream.average_rate or stream.guessed_rate
-    if frame.pts is None or start is None or not rate or not stream.time_base:
-        return n
-    return round(float((frame.pts - start) * stream.time_base * rate))
-
-
 def decode_frames(
     path: Path, wanted: list[int], flip: bool = False, report: Decoded | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -71,18 +62,18 @@ def decode_frames(
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        start, n = stream.start_time, 0
+        i = 0  # decode order, as the data sets' annotation files count frames
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as err:
                 report.errors.append(f"packet at {packet.pts}: {type(err).__name__}")
+                i += 1  # that packet's frame is lost: the later frames keep their indices
                 continue
             for frame in frames:
-                start = frame.pts if start is None else start
-                i, n = _index(frame, stream, start, n), n + 1
                 if i in keep:
                     rgb = frame.to_ndarray(format="rgb24")
                     yield i, np.ascontiguousarray(rgb[::-1]) if flip else rgb
                 if i >= last:
                     return
+                i += 1
