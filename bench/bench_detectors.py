@@ -6,7 +6,8 @@ CelebA-Spoof) of the five fake data-set trees, decoded as the importer decodes i
 cartoon face), and the 14 variants of a real photograph (``photo_variants``: scale, rotation,
 light, blur, noise, a small face, a face cut by the frame edge). A face counts as found when
 the box overlaps the true one with an intersection over union of at least 0.5; a detection on
-an empty frame is a false alarm.
+an empty frame is a false alarm. Times are per frame after one untimed call per frame size
+(CenterFace builds one network per input size, once per import in practice).
 
     python -m bench.bench_detectors [--no-write]
 """
@@ -54,8 +55,12 @@ def frames(base: Path):
 def measure(base: Path, names: list[str]) -> dict:
     """{(set, detector): counts and seconds}."""
     stats: dict = {}
+    seen: set = set()
     for group, rgb, truth in frames(base):
         for name in names:
+            if (name, rgb.shape) not in seen:  # warm: CenterFace builds a network per shape
+                seen.add((name, rgb.shape))
+                DETECTORS.get(name)(rgb)
             s = stats.setdefault(
                 (group, name), dict.fromkeys(("faces", "found", "empty", "false", "seconds"), 0)
             )

@@ -120,9 +120,8 @@ def process_video(video: Video, opts: ImportOptions, out: Path) -> dict:
         wanted = frame_indices(rec["n_frames"], opts.frames, opts.every)
         rec["frames"], no_face = _pass(video, wanted, boxes, opts.detector, opts, out, decoded)
         if not rec["frames"] and rec["n_frames"] > 1:
-            found, rec["retry"] = _retries(
-                video, rec["n_frames"], wanted, boxes, opts, out, decoded
-            )
+            again = Decoded()  # the same damaged packets again: counted once, above
+            found, rec["retry"] = _retries(video, rec["n_frames"], wanted, boxes, opts, out, again)
             if found:  # the retry's frames replace the rule's, none of them dropped
                 rec["frames"], wanted, no_face = found, [f[0] for f in found], 0
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as err:
