@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from fascore.data.manifest import manifest_path, read_raw
+from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.runs import Run, RunStore
@@ -196,8 +197,8 @@ def sidebar_footer() -> None:
 # -- jobs ----------------------------------------------------------------------------------------
 @st.cache_data(ttl=10, show_spinner=False)
 def devices() -> list[dict[str, Any]]:
-    """``fascore.jobs.control.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
-    return jobs.devices()
+    """``fascore.devices.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
+    return list_devices()
 
 
 @st.cache_data(ttl=10, show_spinner=False)

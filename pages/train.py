@@ -19,12 +19,12 @@ def _data(left, right) -> tuple[tuple[str, ...], list[str]] | None:
     """
     from fascore.data.synth.domains import DOMAIN_NAMES
     from fascore.data.synth.generate import PRESETS
-    from fascore.jobs.demo import demo_manifest
+    from fascore.data.synth.cache import preset_manifest
 
     kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
     if kind == "SynthFAS preset":
         preset = right.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("demo"))
-        return (str(demo_manifest(preset)),), list(DOMAIN_NAMES)
+        return (str(preset_manifest(preset)),), list(DOMAIN_NAMES)
     paths = right.multiselect(
         "Manifests (one or several: pick known ones or type paths to manifest.csv or its folder)",
         ui.known_manifests(), accept_new_options=True, key="train-manifest",

@@ -8,7 +8,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fascore.config import RunConfig
-from fascore.jobs import control as jobs
 from fascore.jobs import launchers
 from fascore.runs import RunStore
 from tests.fakes import EXPERIMENT, make_fake_store

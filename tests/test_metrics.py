@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from fascore.errors import FascoreError
-from fascore.eval.metrics import (
+from fascore.metrics import (
     ScoreSet,
     _boot_auc,
     _video_weights,

@@ -67,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from fascore.eval.analysis.hooks import RunAnalysis  # start-up cost: torch (~4 s)
     from fascore.train.loop import train
 
     store = RunStore()
@@ -75,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
-    run = train(cfg, store, resume=args.resume, progress=not args.quiet)
+    run = train(cfg, store, resume=args.resume, progress=not args.quiet, analysis=RunAnalysis())
     final = run.read_json("final") or {}
     state = run.state()
     print(f"run {run.id}: {state} ({run.path})")

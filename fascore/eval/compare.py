@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fascore import metrics
 from fascore.errors import FascoreError
-from fascore.eval import metrics
 from fascore.runs import Run
 
 #: Config fields that must match for two runs' test metrics to be comparable.
@@ -131,7 +131,7 @@ def _subset(s: metrics.ScoreSet, idx: np.ndarray) -> metrics.ScoreSet:
 
 def _replicates(s: metrics.ScoreSet, n_boot: int, seed: int) -> list[np.ndarray]:
     """Row indices of ``n_boot`` resamples: videos drawn with replacement within each
-    (label, species) stratum, as ``fascore.eval.metrics.bootstrap_ci`` does."""
+    (label, species) stratum, as ``fascore.metrics.bootstrap_ci`` does."""
     rng = np.random.default_rng(seed)
     videos, first, inv = np.unique(s.video, return_index=True, return_inverse=True)
     rows = np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1])

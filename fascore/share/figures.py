@@ -16,7 +16,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 from scipy.stats import norm
 
-from fascore.eval import metrics
+from fascore import metrics
 from fascore.eval.compare import METRICS
 
 #: One fixed colour per model role, so teacher and student look the same on every figure.
@@ -258,7 +258,7 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None) -> str:
 def metrics_table(finals: dict[str, dict]) -> pd.DataFrame:
     """One row per run: each compared metric with its 95 % interval, the threshold and counts.
 
-    ``finals[name]`` is a ``fascore.eval.metrics.evaluate`` block (e.g. final.json's target_test).
+    ``finals[name]`` is a ``fascore.metrics.evaluate`` block (e.g. final.json's target_test).
     """
     rows = []
     for name, block in finals.items():

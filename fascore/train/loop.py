@@ -17,36 +17,23 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 
+from fascore import metrics
 from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, normalize, normalize_bytes_
+from fascore.devices import device_slot, resolve_device
 from fascore.errors import FascoreError
-from fascore.eval import metrics
 from fascore.progress import Progress
 from fascore.runs import CancelRequested, Run, RunStore
 from fascore.train.checkpoint import load_checkpoint, save_checkpoint
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
 from fascore.train.trainset import TrainData, load_train_data, score_frame, wait_for_teacher
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a clear error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FascoreError(
-            f"device {name!r} asked for, but CUDA is not available; use --device cpu"
-        )
-    return dev
 
 
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
@@ -169,12 +156,30 @@ def _selection_score(cfg: RunConfig, record: dict) -> float:
     return dev["eer"] if dev else -record["epoch"]
 
 
-def train(
-    config: RunConfig, store: RunStore | None = None, *, resume: bool = False, progress: bool = True
-) -> Run:
-    """Train ``config`` into its run folder and return the run (see the module docstring)."""
-    from fascore.jobs.control import device_slot  # the job queue: one run per device slot
+class Analysis(Protocol):
+    """The analysis a higher layer passes in (``fascore.eval.analysis.hooks.RunAnalysis``)."""
 
+    def start(self, run: Run, samples: pd.DataFrame, images: torch.Tensor, seed: int) -> None: ...
+
+    def epoch(self, epoch: int, models: dict[str, FASModel]) -> float | None: ...
+
+    def finish(self, run: Run, models: dict[str, FASModel], samples: pd.DataFrame,
+               images: torch.Tensor, *, device: str, seed: int,
+               threshold: float | None) -> None: ...  # fmt: skip
+
+
+def train(
+    config: RunConfig,
+    store: RunStore | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    analysis: Analysis | None = None,
+) -> Run:
+    """Train ``config`` into its run folder and return the run (see the module docstring).
+
+    ``analysis`` runs when ``config.analysis`` is on: per epoch, then after the final scoring.
+    """
     config.check()
     store = store or RunStore()
     run = store.run(config.run_id())
@@ -188,9 +193,10 @@ def train(
     run.update_status(state="queued", pid=os.getpid(), message="starting")
     try:
         teacher_run = wait_for_teacher(run, config, store)
-        device = resolve_device(config.device)
+        device = torch.device(resolve_device(config.device))
         with device_slot(run, str(device)):
-            _train(run, config, teacher_run, device, resume, progress)
+            hooks = analysis if config.analysis else None
+            _train(run, config, teacher_run, device, resume, progress, hooks)
     except CancelRequested:
         run.update_status(state="cancelled", message="cancelled by request", finished=time.time())
     except FascoreError as err:
@@ -206,7 +212,7 @@ def train(
     return run
 
 
-def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool) -> None:
+def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool, hooks) -> None:
     torch.manual_seed(cfg.seed)
     run.update_status(state="running", started=time.time(), message="loading data")
     data = load_train_data(cfg, run)
@@ -218,7 +224,8 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
     streams = _streams(cfg, method, data, device)
     live = [s for s in streams if s is not None]
-    tracker = data.epoch_tracker(run) if cfg.analysis else None
+    if hooks is not None:
+        hooks.start(run, *data.analysis_samples(), seed=cfg.seed)
     start_epoch, best = 0, None
     if resume and run.has("checkpoint"):
         start_epoch, best = load_checkpoint(run, method, sched, live)
@@ -229,14 +236,14 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     bar.skip(start_epoch * n_steps)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)
-        record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker)
+        record = _evaluate(run, method, data, device, epoch, n_steps, logs, hooks)
         if best is None or _selection_score(cfg, record) <= best["score"]:
             best = {"epoch": epoch, "score": _selection_score(cfg, record)}
             torch.save({"model": method.model.state_dict(), "epoch": epoch}, _tmp(run, "best"))
             _tmp(run, "best").replace(run.file("best"))
         save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
-    _finish(run, cfg, method, teacher, data, device, best, tracker)
+    _finish(run, cfg, method, data, device, best, hooks)
 
 
 def _tmp(run: Run, key: str):
@@ -270,7 +277,7 @@ def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float
     return means
 
 
-def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> dict:
+def _evaluate(run, method, data, device, epoch, n_steps, logs, hooks) -> dict:
     model = method.model
     record = {
         "epoch": epoch,
@@ -281,11 +288,8 @@ def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> 
         "target_dev": dev_summary(model, data, "target_dev", device),
         "mmd": None,
     }
-    if tracker is not None:
-        models = {"teacher": method.teacher or model}
-        if method.role == "student":
-            models["student"] = model
-        record["mmd"] = tracker.update(epoch, models)
+    if hooks is not None:
+        record["mmd"] = hooks.epoch(epoch, _models(method))
     run.append_metrics(record)
     status = run.status().get("progress") or {}
     status["mmd"] = record["mmd"]
@@ -293,7 +297,15 @@ def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> 
     return record
 
 
-def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
+def _models(method: Method) -> dict[str, FASModel]:
+    """The models the analysis looks at: the teacher and, for a student run, the student."""
+    models = {"teacher": method.teacher or method.model}
+    if method.role == "student":
+        models["student"] = method.model
+    return models
+
+
+def _finish(run, cfg, method, data, device, best, hooks) -> None:
     state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
     method.model.load_state_dict(state["model"])
     method.model.eval()
@@ -304,24 +316,12 @@ def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
     run.write_json("final", final)
     hter = (final.get("target_test") or {}).get("hter")
     run.log(f"selected epoch {best['epoch']}; target test HTER {hter}")
-    if tracker is not None:
-        from fascore.eval.analysis import analyse_run
-
+    if hooks is not None:
         run.update_status(message="analysing embeddings")
-        models = {"teacher": teacher or method.model}
-        if method.role == "student":
-            models["student"] = method.model
-        tracker.finish()
         samples, images = data.analysis_samples()
-        analyse_run(
-            run,
-            models,
-            samples,
-            images,
-            device=str(device),
-            seed=cfg.seed,
-            threshold=(final.get("target_test") or {}).get("threshold"),
-        )
+        threshold = (final.get("target_test") or {}).get("threshold")
+        hooks.finish(run, _models(method), samples, images, device=str(device), seed=cfg.seed,
+                     threshold=threshold)  # fmt: skip
     run.update_status(
         state="done",
         message="done",

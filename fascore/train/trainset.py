@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fascore import metrics
 from fascore.config import RunConfig
 from fascore.data.fewshot import sample_shots
 from fascore.data.images import ImageArray, load_images
 from fascore.data.manifest import read_preprocessing
 from fascore.data.protocols import load_manifests
+from fascore.data.synth.cache import ensure_preset_data
 from fascore.errors import FascoreError
-from fascore.eval import metrics
 from fascore.runs import CancelRequested, Run, RunStore
 from fascore.train.methods import METHODS
 
@@ -80,12 +81,6 @@ class TrainData:
         mask = (self.frame["part"] == part).to_numpy() & self.images.ok.numpy()
         return np.flatnonzero(mask)
 
-    def epoch_tracker(self, run: Run):
-        from fascore.eval.analysis import EpochTracker
-
-        samples, images = self.analysis_samples()
-        return EpochTracker(run, samples, images, seed=int(run.config().get("seed", 0)))
-
     def analysis_samples(self) -> tuple[pd.DataFrame, object]:
         """The source and target test rows, with their decoded images, for the analysis."""
         rows = np.concatenate([self.rows("source_test"), self.rows("target_test")])
@@ -123,10 +118,8 @@ class TrainData:
 
 def load_train_data(cfg: RunConfig, run: Run) -> TrainData:
     """Read, split, sample shots and decode the images (cached in the store's ``.cache``)."""
-    from fascore.jobs.demo import ensure_demo_data
-
     run.update_status(message="preparing the data")
-    ensure_demo_data(cfg.data)
+    ensure_preset_data(cfg.data)
     frame, shots = protocol_parts(load_manifests([Path(p) for p in cfg.data]), cfg)
     run.write_json("shots", shots)
     cache = run.path.parent / ".cache"

@@ -8,17 +8,21 @@ small-CNN calibration to the datasheet of the folder it calibrates).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pandas as pd
 
 from fascore.data.synth.domains import DOMAINS
 
-if TYPE_CHECKING:
-    from fascore.data.synth.generate import SynthSpec
-
 DATASHEET_NAME = "datasheet.md"
 MEAN_RGB = ["mean_r", "mean_g", "mean_b"]
+
+
+class SpecLike(Protocol):
+    """What the datasheet reads of a ``generate.SynthSpec`` (no import: generate imports us)."""
+
+    image_size: int
+    domains: tuple[str, ...]
 
 
 def counts_table(df: pd.DataFrame) -> str:
@@ -69,7 +73,7 @@ def domains_section(names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write(out: Path, df: pd.DataFrame, spec: SynthSpec, key: dict) -> Path:
+def write(out: Path, df: pd.DataFrame, spec: SpecLike, key: dict) -> Path:
     """Write ``datasheet.md`` in ``out`` from the generated rows (with their mean RGB)."""
     base = colour_baseline(df)
     base_md = ", ".join(f"{d} {auc:.2f}" for d, auc in base.items()) or "n/a (one class only)"
