@@ -84,8 +84,8 @@ def device_slot(run: Run, device: str, *, poll_s: float = 0.5) -> Iterator[int]:
     While every slot is taken the run stays ``queued`` with the message "waiting for a free
     DEVICE slot", its heartbeat refreshed; a cancel request raises ``CancelRequested`` (and marks
     the run cancelled). The lock is the kernel's, so it is released when the process exits.
+    ``device`` is what ``resolve_device`` returned ("cpu", "cuda:0", "mps").
     """
-    device = resolve_device(device)
     name = re.sub(r"[^A-Za-z0-9]+", "", device)
     folder = run.path.parent / SLOTS_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
+RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
 #: A running job writes a heartbeat at least this often; older means its process is gone.
 HEARTBEAT_STALE_S = 120.0
 

@@ -67,8 +67,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fascore.eval.analysis.hooks import RunAnalysis  # start-up cost: torch (~4 s)
-    from fascore.train.loop import train
+    from fascore.train.loop import train  # start-up cost: torch (~4 s), not for `--help`
 
     store = RunStore()
     if args.run:
@@ -76,7 +75,12 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
-    run = train(cfg, store, resume=args.resume, progress=not args.quiet, analysis=RunAnalysis())
+    analysis = None
+    if cfg.analysis:  # start-up cost: scikit-learn and umap (~3 s), only for runs that analyse
+        from fascore.eval.analysis.hooks import RunAnalysis
+
+        analysis = RunAnalysis()
+    run = train(cfg, store, resume=args.resume, progress=not args.quiet, analysis=analysis)
     final = run.read_json("final") or {}
     state = run.state()
     print(f"run {run.id}: {state} ({run.path})")

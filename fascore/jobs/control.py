@@ -19,9 +19,8 @@ import pandas as pd
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT
-from fascore.runs import ACTIVE_STATES, RUNS_ENV, Run, RunStore
-
-RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
+from fascore.jobs.plan import demo_configs, plan_runs
+from fascore.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
@@ -85,59 +84,6 @@ def list_runs(store: RunStore | None = None, experiment: str | None = None) -> p
     return table[table["experiment"] == experiment].reset_index(drop=True) if experiment else table
 
 
-def _teacher_for(base: RunConfig, teacher: str, store: RunStore) -> str:
-    """Check a chosen teacher run can teach ``base``'s protocol; returns its id."""
-    run = store.get(teacher)
-    cfg, state = run.config(), run.state()
-    if state in RESUMABLE_STATES:
-        raise FascoreError(f"teacher run {teacher} is {state}; resume it first or train a new one")
-    if tuple(cfg.get("source_domains") or ()) != base.source_domains:
-        raise FascoreError(
-            f"teacher {teacher} was trained on {'+'.join(cfg.get('source_domains') or [])}, not "
-            f"{'+'.join(base.source_domains)}; pick a matching teacher or train a new one"
-        )
-    return teacher
-
-
-def plan_runs(
-    base: RunConfig,
-    methods: list[str],
-    seeds: list[int],
-    teacher: str | None = None,
-    store: RunStore | None = None,
-) -> list[RunConfig]:
-    """The configs to submit for ``methods`` x ``seeds`` on ``base``'s data and protocol.
-
-    Student methods (``needs_teacher``) learn from ``teacher``; with no teacher, a source-only
-    teacher is planned first for each seed (it sees no target label: shots 0, selected on the
-    source dev set). Every config is checked before any is submitted.
-    """
-    from fascore.train.methods import METHODS  # lazy: imports torch
-
-    if not methods or not seeds:
-        raise FascoreError("choose at least one method and one seed")
-    store = store or RunStore()
-    given = _teacher_for(base, teacher, store) if teacher else None
-    plan: dict[str, RunConfig] = {}
-    for seed in seeds:
-        own = base.replace(
-            method="source_only", teacher=None, shots=0, select="source_dev", seed=seed
-        )
-        for method in methods:
-            if method == "source_only":
-                cfg = own
-            elif METHODS.get(method).needs_teacher:
-                if given is None:
-                    plan.setdefault(own.run_id(), own)
-                cfg = base.replace(method=method, seed=seed, teacher=given or own.run_id())
-            else:
-                cfg = base.replace(method=method, seed=seed, teacher=None)
-            plan.setdefault(cfg.run_id(), cfg)
-    for cfg in plan.values():
-        cfg.check()
-    return list(plan.values())
-
-
 def launch(base: RunConfig, methods: list[str], seeds: list[int], **kw: Any) -> list[Run]:
     """``plan_runs(..., teacher=, store=)`` then ``submit`` each (teachers first)."""
     store = kw.pop("store", None) or RunStore()
@@ -146,6 +92,4 @@ def launch(base: RunConfig, methods: list[str], seeds: list[int], **kw: Any) -> 
 
 def submit_demo(preset: str = "demo", store: RunStore | None = None) -> list[Run]:
     """Submit the demo experiment (teacher first; its students wait for it in the queue)."""
-    from fascore.jobs.demo import demo_configs  # lazy: builds or finds the SynthFAS data
-
     return [submit(cfg, store) for cfg in demo_configs(preset)]

@@ -1,4 +1,4 @@
-"""``python -m fascore results``: the results table and the shots figure in ``docs/results.md``.
+"""The results document (``python -m fascore results``): the results table and the shots figure in ``docs/results.md``.
 
 Trains (or reuses, since a config's hash names its run) the demo protocol for every method over
 several seeds, then writes target-test metrics as mean ± std over seeds, the ablation
@@ -8,15 +8,14 @@ the table is whatever the runs give.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fascore.jobs.demo import STUDENT_METHODS, demo_configs, run_demo
+from fascore.jobs.demo import run_demo
+from fascore.jobs.plan import STUDENT_METHODS, demo_configs
 from fascore.runs import Run
 
 METRICS = ("hter", "auc", "apcer", "bpcer", "acer")
@@ -152,26 +151,24 @@ def ceiling_note(df: pd.DataFrame) -> str:
     )
 
 
-def _results(args: argparse.Namespace) -> int:
+def write_results(preset: str, seeds: tuple[int, ...], out: Path, cmd: str) -> Path:
+    """Train or reuse every run, then write ``out`` and its shots figure (returned)."""
     t0 = time.time()
-    seeds = tuple(args.seeds)
     common = {"analysis": False, "n_boot": 200}
-    main = demo_configs(args.preset, seeds, STUDENT_METHODS, **common)
+    main = demo_configs(preset, seeds, STUDENT_METHODS, **common)
     sweep = [
         c
         for k in SHOTS
         if k != 5
-        for c in demo_configs(args.preset, seeds, SWEEP_METHODS, shots=k, **common)
+        for c in demo_configs(preset, seeds, SWEEP_METHODS, shots=k, **common)
         if c.method != "source_only"
     ]
     runs = run_demo(main + sweep, progress=False)
     df = collect(runs)
-    out = Path(args.out)
     fig = out.with_name("results_shots.png")
     teacher = df[df["method"] == "source_only"]["hter"].mean()
     shots_figure(df[df["method"] != "source_only"], fig, teacher)
-    cmd = "python -m fascore results " + " ".join(sys.argv[2:])
-    text = f"""# Results on SynthFAS ({args.preset} preset)
+    text = f"""# Results on SynthFAS ({preset} preset)
 
 Written by `{cmd}` ({len(runs)} runs, trained or found in the run store, in
 {time.time() - t0:.0f} s); every number below comes from those run folders. These are **our** numbers on **synthetic** data, not the
@@ -200,15 +197,4 @@ Target test HTER % (dev threshold), mean ± std over seeds:
 {sweep_table(df)}
 """
     out.write_text(text)
-    print(f"wrote {out} and {fig}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "results", help="train/reuse the demo protocol over seeds and write docs/results.md"
-    )
-    p.add_argument("--preset", default="demo")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--out", default="docs/results.md")
-    p.set_defaults(func=_results)
+    return fig
