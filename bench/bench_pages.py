@@ -7,7 +7,9 @@ process (caches filled), which is what a user sees when clicking around. Targets
 demo``), else a fake store of the demo's size (a teacher and six students, ~840 scored images
 each; tests/fakes.py); the output says which.
 
-    python bench/bench_pages.py [--store DIR] [--warm-runs 3]
+    python bench/bench_pages.py [--store DIR] [--warm-runs 3] [--pages compare ...]
+
+With ``--pages`` (a subset) the table is printed only; docs/benchmarks.md keeps the full run.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", help="run store to time against (default: the demo, or a fake)")
     parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument("--pages", nargs="+", choices=PAGES, help="time only these (not written)")
     parser.add_argument("--child", choices=PAGES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -99,7 +102,7 @@ def main() -> None:
         return
     store, what = _store(args.store)
     load = os.getloadavg()[0]
-    results = {page: _time_page(page, store, args.warm_runs) for page in PAGES}
+    results = {page: _time_page(page, store, args.warm_runs) for page in args.pages or PAGES}
     body = (
         f"Store: {what}. Load average when timing started: {load:.1f} on {os.cpu_count()} "
         "cores (other work shares the machine; idle machines are faster). "
@@ -109,6 +112,8 @@ def main() -> None:
         + _table(results)
     )
     print(body)
+    if args.pages:
+        return
     from bench._report import write_section
 
     command = " ".join(["python bench/bench_pages.py", *sys.argv[1:]])

@@ -18,6 +18,7 @@ in ``notes``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -288,6 +289,65 @@ def _boot_auc(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray, chunk: int
         below = np.cumsum(wl, axis=1) - wl
         with np.errstate(invalid="ignore", divide="ignore"):
             out[lo : lo + step] = (ws * (below + wl / 2)).sum(1) / (ws.sum(1) * wl.sum(1))
+    return out
+
+
+def _weighted_levels(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray):
+    """Bootstrap-weighted spoof and live counts per distinct score, highest score first: (B, L)."""
+    levels, s_inv = np.unique(scores.score, return_inverse=True)
+    shape = (weights.shape[1], len(levels))
+    spoof = sparse.csr_matrix((scores.y.astype(float), (inv, s_inv)), shape=shape)
+    live = sparse.csr_matrix(((1 - scores.y).astype(float), (inv, s_inv)), shape=shape)
+    return (spoof.T @ weights.T).T[:, ::-1], (live.T @ weights.T).T[:, ::-1]
+
+
+def _boot_eer(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray) -> dict[str, np.ndarray]:
+    """Replicate ``eer_test`` and ``hter_oracle`` (HTER at each replicate's own EER threshold).
+
+    Per replicate, the weighted ROC (one point per distinct score, as :func:`roc_points`) and the
+    same interpolation as :func:`eer`. The interpolated threshold lies strictly between two
+    scores, so the oracle decisions are those of the ROC point just above it (or of the point
+    itself when APCER = BPCER exactly there). Distinct scores absent from a replicate repeat a
+    point, which changes neither value.
+    """
+    ws, wl = _weighted_levels(scores, weights, inv)
+    zero = np.zeros((len(weights), 1))
+    tps, fps = np.hstack([zero, np.cumsum(ws, 1)]), np.hstack([zero, np.cumsum(wl, 1)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr, fpr = tps / tps[:, -1:], fps / fps[:, -1:]
+    diff = (1.0 - tpr) - fpr
+    k = np.argmax(diff <= 0, axis=1)
+    rows = np.arange(len(weights))
+    d_k, d_prev = diff[rows, k], diff[rows, k - 1]
+    exact = d_k == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(exact, 0.0, d_prev / (d_prev - d_k))
+    eer_b = np.where(exact, fpr[rows, k], fpr[rows, k - 1] + a * (fpr[rows, k] - fpr[rows, k - 1]))
+    at = np.where(exact, k, k - 1)
+    oracle = ((1.0 - tpr[rows, at]) + fpr[rows, at]) / 2
+    return {"eer_test": eer_b, "hter_oracle": oracle}
+
+
+def paired_replicates(
+    sets: Sequence[ScoreSet], thresholds: Sequence[float], n_boot: int = 300, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
+    """Bootstrap replicates of several models scored on the same units: (n_boot,) per metric.
+
+    Every model sees the very same resampled videos (the strata of :func:`bootstrap_ci`), so
+    differences between models are paired. Metrics: ``hter``, ``apcer``, ``bpcer``, ``acer`` at
+    each model's fixed threshold, ``auc``, ``eer_test`` and ``hter_oracle``.
+    """
+    first = sets[0]
+    for other in sets[1:]:
+        if not np.array_equal(first.video, other.video):
+            raise FascoreError("the score sets are not aligned on the same samples")
+    weights, inv = _video_weights(first, n_boot, np.random.default_rng(seed))
+    out = []
+    for s, threshold in zip(sets, thresholds, strict=True):
+        reps = _boot_rates(s, threshold, weights, inv)
+        reps["auc"] = _boot_auc(s, weights, inv)
+        reps.update(_boot_eer(s, weights, inv))
+        out.append(reps)
     return out
 
 
