@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fascore.atomic import atomic_write_text
 from fascore.jobs.demo import run_demo
 from fascore.jobs.plan import STUDENT_METHODS, demo_configs
 from fascore.runs import Run
@@ -196,5 +197,5 @@ Target test HTER % (dev threshold), mean ± std over seeds:
 
 {sweep_table(df)}
 """
-    out.write_text(text)
+    atomic_write_text(out, text)
     return fig

@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from fascore.atomic import atomic_write_text
 from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
@@ -405,5 +406,5 @@ def write_report(out: str | Path, runs: Sequence[Run], **kwargs: object) -> Path
     if target.suffix.lower() not in (".html", ".htm"):
         raise FascoreError(f"{target} should end in .html (the report is one HTML file)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(build_report(runs, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
+    atomic_write_text(target, build_report(runs, **kwargs))  # type: ignore[arg-type]
     return target

@@ -7,10 +7,9 @@ run continues where it stopped and never executes code when loaded.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from fascore.atomic import atomic_path
 from fascore.errors import FascoreError
 from fascore.runs import Run
 
@@ -29,10 +28,8 @@ def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, stre
         "best_epoch": -1 if best is None else int(best["epoch"]),
         "best_score": 0.0 if best is None else float(best["score"]),
     }
-    target = run.file("checkpoint")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, target)
+    with atomic_path(run.file("checkpoint")) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | None]:

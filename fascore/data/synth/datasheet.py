@@ -12,6 +12,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from fascore.atomic import atomic_write_text
 from fascore.data.synth.domains import DOMAINS
 
 DATASHEET_NAME = "datasheet.md"
@@ -105,5 +106,5 @@ cross-domain AUC, first- and last-epoch) is written by `python -m bench.bench_sy
 into docs/synthfas.md and below, when run on this folder.
 """
     target = out / DATASHEET_NAME
-    target.write_text(text)
+    atomic_write_text(target, text)
     return target
