@@ -289,7 +289,10 @@ class RunStore:
 
     def table(self) -> pd.DataFrame:
         """One summary row per run, newest first."""
-        rows = [r.summary() for r in self]
+        return self.summary_frame([r.summary() for r in self])
+
+    def summary_frame(self, rows: list[dict]) -> pd.DataFrame:
+        """``Run.summary`` rows as the run table, newest first (columns even when empty)."""
         cols = list(Run(self.root / "x").summary().keys())
         df = pd.DataFrame(rows, columns=cols)
         return df.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)

@@ -1,5 +1,6 @@
 """Grad-CAM: where teacher and student look when they call a face a spoof, side by side."""
 
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -15,15 +16,20 @@ SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the run's models…")
-def _models(run_path: str, stamp: int) -> dict:
-    from fascore.train.loop import load_models
+def _models(run_path: str, stamp: tuple) -> tuple[dict, threading.Lock]:
+    """The run's models, loaded once per weights version, with the lock that guards them: a
+    Grad-CAM switches them to eval mode and hooks their layers, so sessions take turns."""
+    from fascore.train.checkpoint import load_models  # start-up cost: torch (~4 s)
 
-    return load_models(Run(Path(run_path)))
+    return load_models(Run(Path(run_path))), threading.Lock()
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
-def _explain(run_id: str, key: str, alpha: float, _models: dict, _image) -> report.Panel:
-    return report.explain_images(_models, [_image], [key], alpha)[0]
+def _explain(run_path: str, stamp: tuple, key: str, alpha: float, _image) -> report.Panel:
+    """One panel, cached per run, weights version (``ui.weights_stamp``), sample and opacity."""
+    models, lock = _models(run_path, stamp)
+    with lock:
+        return report.explain_images(models, [_image], [key], alpha)[0]
 
 
 def _candidates(run: Run, source: str) -> pd.DataFrame:
@@ -76,8 +82,7 @@ def gradcam_page() -> None:
     title, image = picked
     sample = st.query_params.get("sample") if source != SOURCES[2] else None
     st.caption("Link: " + report.deep_link(st.context.url, "gradcam", run=run.id, sample=sample))
-    stamp = run.file("best").stat().st_mtime_ns if run.has("best") else 0
-    panel = _explain(run.id, title, alpha, _models(str(run.path), stamp), image)
+    panel = _explain(str(run.path), ui.weights_stamp(run), title, alpha, image)
     st.subheader(title)
     cols = st.columns(len(panel.images))
     for col, (name, img) in zip(cols, panel.images.items(), strict=True):

@@ -92,6 +92,7 @@ def report_page() -> None:
     _links(runs)
     if st.button("Build the report", type="primary", key="rep_build"):
         stamps = tuple(r.file("final").stat().st_mtime_ns for r in runs if r.has("final"))
+        stamps += ui.weights_stamp(runs[-1])  # its Grad-CAMs load these weights
         data = _build(tuple(ids), stamps, cams, alpha, st.context.url or report.DASHBOARD_URL)
         st.success(f"Report ready: {len(data) / 1e6:.1f} MB, one HTML file that opens offline.")
         st.download_button(

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fascore.errors import FascoreError
 from fascore import metrics
+from fascore.errors import FascoreError
 from fascore.eval import compare
 from tests.fakes import make_fake_store
 

@@ -11,6 +11,7 @@ from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.runs import RunStore
 from fascore.train import loop as training
+from fascore.train.checkpoint import load_models
 from tests.helpers import stripe_manifest
 
 
@@ -53,7 +54,7 @@ def test_teacher_then_student_write_complete_run_folders(manifest, store):
     scores = student.read_table("scores")
     assert set(scores["split"]) == {"dev", "test"} and set(scores["role"]) == {"source", "target"}
     assert scores["score"].between(0, 1).all()
-    models = training.load_models(student)
+    models = load_models(student)
     assert set(models) == {"teacher", "student"}
     assert not models["student"].training
 

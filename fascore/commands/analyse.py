@@ -56,7 +56,7 @@ def analysis_inputs(run: Run) -> tuple[pd.DataFrame, object]:
 
 def _analyse(args: argparse.Namespace) -> int:
     from fascore.eval.analysis.embed import analyse_run, finish_epochs
-    from fascore.train.loop import load_models
+    from fascore.train.checkpoint import load_models
 
     run = RunStore().get(args.run)
     if run.state() != "done":

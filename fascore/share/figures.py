@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from scipy.stats import norm
+from scipy.special import (
+    ndtri,  # the normal quantile (= scipy.stats.norm.ppf, 10x faster to import)
+)
 
 from fascore import metrics
 from fascore.eval.compare import METRICS
@@ -107,7 +109,7 @@ def det_figure(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "
 
 def _probit(p: np.ndarray) -> np.ndarray:
     """Normal deviate of a rate, clipped to the DET axes so that 0 and 1 stay on the plot."""
-    return norm.ppf(np.clip(np.asarray(p, dtype=float), DET_RANGE[0], DET_RANGE[1]))
+    return ndtri(np.clip(np.asarray(p, dtype=float), DET_RANGE[0], DET_RANGE[1]))
 
 
 def score_histogram(

@@ -163,7 +163,7 @@ def gradcam_panels(run: Run, rows: pd.DataFrame, alpha: float = 0.5) -> list[Pan
     ``rows`` (a scores or errors table, e.g. from ``pick_samples``)."""
     if rows.empty:
         return []
-    from fascore.train.loop import load_models  # torch: only when Grad-CAMs are asked for
+    from fascore.train.checkpoint import load_models  # torch: only when Grad-CAMs are asked for
 
     images = [open_image(p) for p in rows["path"]]
     titles = [sample_title(r) for r in rows.itertuples()]

@@ -1,5 +1,6 @@
-"""Resumable checkpoints: written atomically each epoch, loaded with ``weights_only=True``.
+"""Every weights file of a run: the resumable checkpoint and the selected (best) weights.
 
+Both are written atomically and loaded with ``weights_only=True`` (a checkpoint never runs code).
 A checkpoint holds the trained model, the optimizer, the LR scheduler, the AMP scaler, the RNG
 states (torch CPU and CUDA, and the data streams' generators) and the selection state, so a killed
 run continues where it stopped and never executes code when loaded.
@@ -10,8 +11,11 @@ from __future__ import annotations
 import torch
 
 from fascore.atomic import atomic_path
+from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.runs import Run
+from fascore.runs import Run, RunStore
+from fascore.train.methods import METHODS
+from fascore.train.models import FASModel, create_model
 
 
 def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, streams=()) -> None:
@@ -53,3 +57,36 @@ def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | No
     if state["best_epoch"] >= 0:
         best = {"epoch": state["best_epoch"], "score": state["best_score"]}
     return int(state["epoch"]), best
+
+
+def save_best(run: Run, model: torch.nn.Module, epoch: int) -> None:
+    """Write the selected weights (``best.pt``: the model's state dict and its epoch)."""
+    with atomic_path(run.file("best")) as tmp:
+        torch.save({"model": model.state_dict(), "epoch": epoch}, tmp)
+
+
+def load_best(run: Run) -> dict[str, torch.Tensor]:
+    """The selected weights' state dict (CPU tensors)."""
+    return torch.load(run.file("best"), map_location="cpu", weights_only=True)["model"]
+
+
+def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
+    """The selected weights of a finished run, in eval mode (``weights_only`` loading)."""
+    cfg = RunConfig.from_dict(run.config())
+    if not run.has("best"):
+        raise FascoreError(f"run {run.id} has no trained weights yet (state: {run.state()})")
+    model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
+    model.load_state_dict(load_best(run))
+    return model.to(device).eval()
+
+
+def load_models(run: Run, device: str | torch.device = "cpu") -> dict[str, FASModel]:
+    """A run's models in eval mode: ``teacher`` and, for a student run, ``student``."""
+    cfg = RunConfig.from_dict(run.config())
+    own = load_run_model(run, device)
+    if METHODS.get(cfg.method).role == "teacher":
+        return {"teacher": own}
+    out = {"student": own}
+    if cfg.teacher:
+        out = {"teacher": load_run_model(RunStore(run.path.parent).get(cfg.teacher), device), **out}
+    return out

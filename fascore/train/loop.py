@@ -30,7 +30,13 @@ from fascore.devices import device_slot, resolve_device
 from fascore.errors import FascoreError
 from fascore.progress import Progress
 from fascore.runs import CancelRequested, Run, RunStore
-from fascore.train.checkpoint import load_checkpoint, save_checkpoint
+from fascore.train.checkpoint import (
+    load_best,
+    load_checkpoint,
+    load_run_model,
+    save_best,
+    save_checkpoint,
+)
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
 from fascore.train.trainset import TrainData, load_train_data, score_frame, wait_for_teacher
@@ -56,29 +62,6 @@ def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASM
             )
         model.load_state_dict(teacher.state_dict())
     return model, teacher
-
-
-def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
-    """The selected weights of a finished run, in eval mode (``weights_only`` loading)."""
-    cfg = RunConfig.from_dict(run.config())
-    if not run.has("best"):
-        raise FascoreError(f"run {run.id} has no trained weights yet (state: {run.state()})")
-    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-    model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
-
-
-def load_models(run: Run, device: str | torch.device = "cpu") -> dict[str, FASModel]:
-    """A run's models in eval mode: ``teacher`` and, for a student run, ``student``."""
-    cfg = RunConfig.from_dict(run.config())
-    own = load_run_model(run, device)
-    if METHODS.get(cfg.method).role == "teacher":
-        return {"teacher": own}
-    out = {"student": own}
-    if cfg.teacher:
-        out = {"teacher": load_run_model(RunStore(run.path.parent).get(cfg.teacher), device), **out}
-    return out
 
 
 def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -239,15 +222,10 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
         record = _evaluate(run, method, data, device, epoch, n_steps, logs, hooks)
         if best is None or _selection_score(cfg, record) <= best["score"]:
             best = {"epoch": epoch, "score": _selection_score(cfg, record)}
-            torch.save({"model": method.model.state_dict(), "epoch": epoch}, _tmp(run, "best"))
-            _tmp(run, "best").replace(run.file("best"))
+            save_best(run, method.model, epoch)
         save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
     _finish(run, cfg, method, data, device, best, hooks)
-
-
-def _tmp(run: Run, key: str):
-    return run.file(key).with_name(f".{run.file(key).name}.tmp")
 
 
 def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float]:
@@ -306,8 +284,7 @@ def _models(method: Method) -> dict[str, FASModel]:
 
 
 def _finish(run, cfg, method, data, device, best, hooks) -> None:
-    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-    method.model.load_state_dict(state["model"])
+    method.model.load_state_dict(load_best(run))
     method.model.eval()
     run.update_status(message="scoring the test sets")
     scores = score_frame(data, lambda rows: predict_scores(method.model, data, rows, device))
