@@ -122,7 +122,8 @@ def main() -> None:
         "cores (other work shares the machine; idle machines are faster). "
         f"Cold = first run of the page in a fresh process; warm = best of "
         f"{args.warm_runs} further runs; uncached = best of {args.warm_runs} runs after clearing "
-        "st.cache_data (imports done, every computation redone). Targets: cold < {COLD_TARGET_S:.0f} s, warm < "
+        "st.cache_data (imports done, every computation redone). "
+        f"Targets: cold < {COLD_TARGET_S:.0f} s, warm < "
         f"{WARM_TARGET_S:.0f} s. Script time through `streamlit.testing` (no browser paint).\n\n"
         + _table(results)
     )
