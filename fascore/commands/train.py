@@ -48,7 +48,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
     values = {}
     if getattr(args, "protocol", None):
-        from fascore.data.protocols import parse_protocol
+        from fascore.data.protocols import parse_protocol  # start-up cost: only with --protocol
 
         proto = parse_protocol(args.protocol)
         values.update(

@@ -140,7 +140,7 @@ def explain_images(
 
     Images are resized to the first model's input size, so images of any size batch together.
     """
-    from fascore.eval.analysis.gradcam import explain_samples
+    from fascore.eval.analysis.gradcam import explain_samples  # start-up cost: torch, captum
 
     size = getattr(next(iter(models.values())), "input_size", None) or 64
     batch = np.stack(
