@@ -12,6 +12,7 @@ import dataclasses
 import typing
 
 from fascore.config import RunConfig, config_fields
+from fascore.data.protocols import parse_protocol
 from fascore.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
@@ -48,8 +49,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
     values = {}
     if getattr(args, "protocol", None):
-        from fascore.data.protocols import parse_protocol  # start-up cost: only with --protocol
-
         proto = parse_protocol(args.protocol)
         values.update(
             source_domains=tuple(proto.source_domains),
