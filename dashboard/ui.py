@@ -48,11 +48,17 @@ def store() -> RunStore:
     return RunStore()
 
 
-def _mtime(run: Run, key: str) -> int:
+def _stat(run: Run, key: str) -> tuple[int, int]:
+    """(mtime in ns, size) of one of the run's files; (0, 0) while it does not exist."""
     try:
-        return run.file(key).stat().st_mtime_ns
+        st_ = run.file(key).stat()
     except FileNotFoundError:
-        return 0
+        return 0, 0
+    return st_.st_mtime_ns, st_.st_size
+
+
+def _mtime(run: Run, key: str) -> int:
+    return _stat(run, key)[0]
 
 
 @st.cache_data(max_entries=10_000, show_spinner=False)
@@ -82,14 +88,7 @@ def weights_stamp(run: Run) -> tuple:
     teacher = (read_json(run, "config") or {}).get("teacher")
     if teacher:
         runs.append(store().run(teacher))
-    return tuple((r.id, _mtime(r, "best"), _size(r, "best")) for r in runs)
-
-
-def _size(run: Run, key: str) -> int:
-    try:
-        return run.file(key).stat().st_size
-    except FileNotFoundError:
-        return 0
+    return tuple((r.id, *_stat(r, "best")) for r in runs)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
