@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from fascore.data.importers import IMPORTERS, ImportOptions, ImportResult, run_import
 from fascore.data.importers.base import DETECTORS
 from fascore.errors import FascoreError
+from fascore.progress import terminal_bar
 
 SHOW = 10  # skipped files listed on the terminal (all of them are in preprocessing.json)
-
-
-class Progress:
-    """One rewritten line on a terminal ("[ 12/120] train/real/client001..."); silent elsewhere."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.done, self.enabled = 0, enabled
-
-    def __call__(self, label: str) -> None:
-        self.done += 1
-        if self.enabled:
-            sys.stderr.write(f"\r[{self.done:>5}] {label[-70:]:<70}")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\n")
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -108,10 +91,12 @@ def summary(result: ImportResult) -> list[str]:
 
 def handle(args: argparse.Namespace) -> int:
     opts = options(args)
-    progress = Progress(sys.stderr.isatty())
-    try:
-        result = run_import(args.dataset, args.src, args.out, opts, on_step=progress)
-    finally:
-        progress.close()
+    with terminal_bar("importing", unit="video") as bar:
+
+        def step(label: str) -> None:
+            bar.set_postfix_str(label[-70:], refresh=False)
+            bar.update()
+
+        result = run_import(args.dataset, args.src, args.out, opts, on_step=step)
     print("\n".join(summary(result)))
     return 0
