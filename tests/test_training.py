@@ -138,3 +138,12 @@ def test_cli_flags_build_the_config(manifest):
     assert cfg.shots is None and cfg.w_mmd == 0.5 and cfg.augment is False
     assert cfg.source_domains == ("studio", "office") and cfg.teacher == "t1"
     assert json.loads(json.dumps(cfg.to_dict()))["method"] == "distill"
+
+
+def test_the_trainer_turns_mixed_precision_on_only_on_cuda(manifest):
+    from fascore.train.loop import make_method
+    from fascore.train.models import create_model
+
+    cfg = _cfg(manifest, method="source_only")
+    method = make_method(cfg, create_model("alexnet_mini", input_size=32), None, torch.device("cpu"))
+    assert not method.amp and not method.scaler.is_enabled()

@@ -64,6 +64,17 @@ def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASM
     return model, teacher
 
 
+def make_method(
+    cfg: RunConfig, model: FASModel, teacher: FASModel | None, device: torch.device
+) -> Method:
+    """The run's method on ``device``, with mixed precision (and its grad scaler) on CUDA when
+    ``cfg.amp`` asks for it: the one place the trainer's AMP path is set up."""
+    method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
+    method.amp = bool(cfg.amp and device.type == "cuda")
+    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    return method
+
+
 def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 ``(B,3,H,W)`` -> float ``(B,3,size,size)`` normalised as in training."""
     x = images.float().div(255.0)
@@ -200,9 +211,7 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     run.update_status(state="running", started=time.time(), message="loading data")
     data = load_train_data(cfg, run)
     model, teacher = build_model(cfg, teacher_run)
-    method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
-    method.amp = bool(cfg.amp and device.type == "cuda")
-    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    method = make_method(cfg, model, teacher, device)
     n_steps = steps_per_epoch(cfg, data)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
     streams = _streams(cfg, method, data, device)
