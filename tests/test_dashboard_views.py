@@ -218,6 +218,7 @@ def test_the_run_table_reads_only_runs_whose_files_changed(fake, fake_root, monk
 
     reads: list[str] = []
     real = Run.summary
+
     def counted(self):
         if self.id in fake:  # not the column template RunStore.summary_frame reads
             reads.append(self.id)

@@ -145,5 +145,7 @@ def test_the_trainer_turns_mixed_precision_on_only_on_cuda(manifest):
     from fascore.train.models import create_model
 
     cfg = _cfg(manifest, method="source_only")
-    method = make_method(cfg, create_model("alexnet_mini", input_size=32), None, torch.device("cpu"))
+    method = make_method(
+        cfg, create_model("alexnet_mini", input_size=32), None, torch.device("cpu")
+    )
     assert not method.amp and not method.scaler.is_enabled()
