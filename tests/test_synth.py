@@ -3,6 +3,7 @@ its instruments, and that its data carry a learnable signal and a real domain sh
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,7 @@ def _no_rendering(*args, **kwargs):
 
 
 def test_second_call_returns_the_cache_without_rendering(tiny, monkeypatch):
-    monkeypatch.setattr("fascore.data.synth.generate.render_all", _no_rendering)
+    monkeypatch.setattr(sys.modules["fascore.data.synth.generate"], "render_all", _no_rendering)
     before = (tiny / "manifest.csv").stat().st_mtime_ns
     assert generate("tiny", tiny) == tiny / "manifest.csv"
     assert (tiny / "manifest.csv").stat().st_mtime_ns == before
@@ -85,7 +86,7 @@ def test_second_call_returns_the_cache_without_rendering(tiny, monkeypatch):
 
 def test_ensure_synth_uses_the_per_user_cache(tiny, monkeypatch):
     monkeypatch.setenv("FASCORE_DATA_DIR", str(tiny.parent))
-    monkeypatch.setattr("fascore.data.synth.generate.render_all", _no_rendering)
+    monkeypatch.setattr(sys.modules["fascore.data.synth.generate"], "render_all", _no_rendering)
     assert default_data_dir("tiny") == tiny
     assert ensure_synth("tiny") == tiny / "manifest.csv"
     monkeypatch.delenv("FASCORE_DATA_DIR")
