@@ -87,9 +87,15 @@ class RunConfig:
         Literal["balanced", "all"], "balanced: same/different-label pairs per step; all: every pair"
     ] = "balanced"
     # -- evaluation and selection ---------------------------------------------------------------
+    regime: Annotated[
+        Literal["few-shot", "target-dev"],
+        "headline evaluation regime (both are reported): few-shot uses only the k shots as "
+        "labelled target data; target-dev also selects and thresholds on the target dev split",
+    ] = "few-shot"
     select: Annotated[
-        Literal["target_dev", "source_dev", "last"], "model selection: the split or last epoch"
-    ] = "target_dev"
+        Literal["last", "source_dev"],
+        "few-shot model selection: the last epoch (a fixed schedule) or the source dev EER",
+    ] = "last"
     n_boot: Annotated[int, "bootstrap resamples (over videos) for confidence intervals"] = 1000
     # -- runtime --------------------------------------------------------------------------------
     seed: Annotated[int, "random seed (data order, shots, initialisation)"] = 0
@@ -134,6 +140,11 @@ class RunConfig:
 
     def check(self) -> None:
         """Reject inconsistent choices with one readable message."""
+        if self.select == "target_dev":
+            raise FascoreError(
+                "select=target_dev is the target-dev regime's rule, and every run reports that "
+                "regime too; use --regime target-dev to make it the headline"
+            )
         for spec in config_fields():
             value = getattr(self, spec.name)
             if spec.choices and value not in spec.choices and not (spec.optional and value is None):

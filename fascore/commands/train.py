@@ -25,10 +25,10 @@ def _optional(kind):
     return parse
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field; absent flags stay absent (SUPPRESS), so only given ones override."""
     for spec in config_fields():
-        if spec.name in ("created",):
+        if spec.name in ("created", *skip):
             continue
         default = None if spec.default is dataclasses.MISSING else spec.default
         kw = {"default": argparse.SUPPRESS, "help": f"{spec.help} (default: {default})"}

@@ -18,8 +18,11 @@ from fascore.train.methods import METHODS
 from fascore.train.models import FASModel, create_model
 
 
-def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, streams=()) -> None:
-    """Write ``checkpoint.pt`` via a temporary file and an atomic rename."""
+def save_checkpoint(run: Run, method, sched, epoch: int, best: dict, streams=()) -> None:
+    """Write ``checkpoint.pt`` via a temporary file and an atomic rename.
+
+    ``best`` is the selection state, ``{regime: {"epoch", "score"}}`` (see ``fascore.train.regimes``).
+    """
     state = {
         "epoch": epoch,
         "model": method.model.state_dict(),
@@ -29,14 +32,13 @@ def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, stre
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "streams": [s.gen.get_state() for s in streams],
-        "best_epoch": -1 if best is None else int(best["epoch"]),
-        "best_score": 0.0 if best is None else float(best["score"]),
+        "best": {r: [int(b["epoch"]), float(b["score"])] for r, b in best.items()},
     }
     with atomic_path(run.file("checkpoint")) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | None]:
+def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict]:
     """Restore everything ``save_checkpoint`` wrote; returns (last epoch, best selection)."""
     try:
         state = torch.load(run.file("checkpoint"), map_location="cpu", weights_only=True)
@@ -53,21 +55,20 @@ def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | No
         torch.cuda.set_rng_state_all(state["rng_cuda"])
     for stream, gen_state in zip(streams, state["streams"], strict=False):
         stream.gen.set_state(gen_state)
-    best = None
-    if state["best_epoch"] >= 0:
-        best = {"epoch": state["best_epoch"], "score": state["best_score"]}
+    best = {r: {"epoch": int(e), "score": float(v)} for r, (e, v) in state.get("best", {}).items()}
     return int(state["epoch"]), best
 
 
-def save_best(run: Run, model: torch.nn.Module, epoch: int) -> None:
-    """Write the selected weights (``best.pt``: the model's state dict and its epoch)."""
-    with atomic_path(run.file("best")) as tmp:
+def save_best(run: Run, model: torch.nn.Module, epoch: int, key: str = "best") -> None:
+    """Write selected weights (``best``: the headline regime's, ``best_alt``: the other's) as
+    the model's state dict and its epoch."""
+    with atomic_path(run.file(key)) as tmp:
         torch.save({"model": model.state_dict(), "epoch": epoch}, tmp)
 
 
-def load_best(run: Run) -> dict[str, torch.Tensor]:
-    """The selected weights' state dict (CPU tensors)."""
-    return torch.load(run.file("best"), map_location="cpu", weights_only=True)["model"]
+def load_best(run: Run, key: str = "best") -> dict[str, torch.Tensor]:
+    """A selected weights file's state dict (CPU tensors)."""
+    return torch.load(run.file(key), map_location="cpu", weights_only=True)["model"]
 
 
 def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
