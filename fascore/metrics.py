@@ -325,11 +325,11 @@ def _weighted_levels(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray):
 def _boot_eer(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray) -> dict[str, np.ndarray]:
     """Replicate ``eer_test`` and ``hter_oracle`` (HTER at each replicate's own EER threshold).
 
-    Per replicate, the weighted ROC (one point per distinct score, as :func:`roc_points`) and the
-    same interpolation as :func:`eer`. The interpolated threshold lies strictly between two
-    scores, so the oracle decisions are those of the ROC point just above it (or of the point
-    itself when APCER = BPCER exactly there). Distinct scores absent from a replicate repeat a
-    point, which changes neither value.
+    Per replicate, the weighted ROC (one point per distinct score, as :func:`roc_points`), the
+    EER interpolated as :func:`eer` does, and the decisions of :func:`eer`'s threshold: the ROC
+    point with the smallest ``|APCER - BPCER|`` (the one that flags more on a tie of signs; the
+    midpoint threshold makes exactly its decisions). A distinct score absent from a replicate
+    repeats the point before it, which changes none of these values.
     """
     ws, wl = _weighted_levels(scores, weights, inv)
     zero = np.zeros((len(weights), 1))
@@ -337,14 +337,17 @@ def _boot_eer(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray) -> dict[st
     with np.errstate(invalid="ignore", divide="ignore"):
         tpr, fpr = tps / tps[:, -1:], fps / fps[:, -1:]
     diff = (1.0 - tpr) - fpr
-    k = np.argmax(diff <= 0, axis=1)
     rows = np.arange(len(weights))
+    k = np.argmax(diff <= 0, axis=1)
     d_k, d_prev = diff[rows, k], diff[rows, k - 1]
     exact = d_k == 0
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(exact, 0.0, d_prev / (d_prev - d_k))
     eer_b = np.where(exact, fpr[rows, k], fpr[rows, k - 1] + a * (fpr[rows, k] - fpr[rows, k - 1]))
-    at = np.where(exact, k, k - 1)
+    gap = np.abs(diff)
+    best = np.isclose(gap, gap.min(axis=1, keepdims=True), rtol=0, atol=1e-12)
+    best = np.where((best & (diff < 0)).any(axis=1, keepdims=True), best & (diff <= 0), best)
+    at = np.argmax(best, axis=1)
     oracle = ((1.0 - tpr[rows, at]) + fpr[rows, at]) / 2
     return {"eer_test": eer_b, "hter_oracle": oracle}
 
