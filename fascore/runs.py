@@ -28,7 +28,6 @@ from fascore.errors import FascoreError
 RUNS_ENV = "FASCORE_RUNS_DIR"
 DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
 #: A running job writes a heartbeat at least this often; older means its process is gone.

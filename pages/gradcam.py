@@ -9,7 +9,8 @@ import streamlit as st
 from dashboard import ui
 from fascore.data.uploads import read_upload
 from fascore.runs import Run
-from fascore.share import report
+from fascore.share import samples
+from fascore.share.links import deep_link
 
 WIDTH = 256  # pixels per image: large enough to read a 64-px map, small enough for three
 SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")
@@ -25,11 +26,11 @@ def _models(run_path: str, stamp: tuple) -> tuple[dict, threading.Lock]:
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
-def _explain(run_path: str, stamp: tuple, key: str, alpha: float, _image) -> report.Panel:
+def _explain(run_path: str, stamp: tuple, key: str, alpha: float, _image) -> samples.Panel:
     """One panel, cached per run, weights version (``ui.weights_stamp``), sample and opacity."""
     models, lock = _models(run_path, stamp)
     with lock:
-        return report.explain_images(models, [_image], [key], alpha)[0]
+        return samples.explain_images(models, [_image], [key], alpha)[0]
 
 
 def _candidates(run: Run, source: str) -> pd.DataFrame:
@@ -51,7 +52,7 @@ def _pick_sample(run: Run, source: str):
     if rows.empty:
         ui.empty_state("Nothing to pick here yet: try another source, or upload an image.")
         return None
-    titles = [report.sample_title(r) for r in rows.itertuples()]
+    titles = [samples.sample_title(r) for r in rows.itertuples()]
     wanted = st.query_params.get("sample")
     hits = rows.index[rows["sample"].astype(str) == str(wanted)].tolist()
     i = st.selectbox(
@@ -63,7 +64,7 @@ def _pick_sample(run: Run, source: str):
     )
     if str(rows.loc[i, "sample"]) != st.query_params.get("sample"):
         st.query_params["sample"] = str(rows.loc[i, "sample"])
-    return titles[i], report.open_image(rows.loc[i, "path"])
+    return titles[i], samples.open_image(rows.loc[i, "path"])
 
 
 @ui.safe_page
@@ -81,7 +82,7 @@ def gradcam_page() -> None:
         return
     title, image = picked
     sample = st.query_params.get("sample") if source != SOURCES[2] else None
-    st.caption("Link: " + report.deep_link(st.context.url, "gradcam", run=run.id, sample=sample))
+    st.caption("Link: " + deep_link(st.context.url, "gradcam", run=run.id, sample=sample))
     panel = _explain(str(run.path), ui.weights_stamp(run), title, alpha, image)
     st.subheader(title)
     cols = st.columns(len(panel.images))

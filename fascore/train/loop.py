@@ -26,7 +26,7 @@ import torch
 
 from fascore import metrics
 from fascore.config import RunConfig
-from fascore.data.images import FaceBatches, normalize, normalize_bytes_
+from fascore.data.images import FaceBatches, normalize_bytes_
 from fascore.data.manifest import read_preprocessing
 from fascore.devices import device_slot, resolve_device
 from fascore.errors import FascoreError
@@ -42,7 +42,9 @@ from fascore.train.checkpoint import (
 )
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
-from fascore.train.trainset import TrainData, load_train_data, score_frame, wait_for_teacher
+from fascore.train.scoring import evaluate_scores, score_frame
+from fascore.train.teacher import wait_for_teacher
+from fascore.train.trainset import TrainData, load_train_data
 
 
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
@@ -76,14 +78,6 @@ def make_method(
     method.amp = bool(cfg.amp and device.type == "cuda")
     method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
     return method
-
-
-def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``(B,3,H,W)`` -> float ``(B,3,size,size)`` normalised as in training."""
-    x = images.float().div(255.0)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-    return normalize(x)
 
 
 @torch.no_grad()
@@ -324,7 +318,7 @@ def _regime_results(run, cfg, method, data, device, best) -> tuple[dict, pd.Data
             tables[epoch] = score_frame(
                 data, lambda r: predict_scores(method.model, data, r, device)
             )
-        res = data.evaluate(tables[epoch], cfg, regime)
+        res = evaluate_scores(data, tables[epoch], cfg, regime)
         rule = regimes.selection_rule(regime, cfg.select)
         name = regimes.display_name(regime, cfg.shots, uses_target)
         out[name] = {"regime": regime, "selection": rule, "selected_epoch": epoch, **res}
