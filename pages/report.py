@@ -39,7 +39,7 @@ def _cams(last) -> tuple[tuple[str, ...], float]:
     if candidates.empty:
         st.caption(f"{last.id} has no error table, so no Grad-CAM samples to offer.")
         return (), 0.5
-    titles = {r.path: report.sample_title(r) for r in candidates.itertuples()}
+    titles = {r.path: samples.sample_title(r) for r in candidates.itertuples()}
     chosen = st.multiselect(
         f"Grad-CAM samples from {last.id}'s errors (optional, at most {MAX_CAMS})",
         list(titles),
