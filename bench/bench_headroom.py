@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from bench._report import write_section
+from fascore import metrics
 from fascore.data.manifest import read_manifest
 from fascore.data.synth import SynthSpec, ensure_synth, generate
-from fascore.eval import metrics
-from fascore.jobs.demo import demo_configs, run_demo
+from fascore.jobs.demo import run_demo
+from fascore.jobs.plan import demo_configs
 from fascore.runs import Run, RunStore
 
 SYNTH_DOC = Path(__file__).resolve().parent.parent / "docs" / "synthfas.md"

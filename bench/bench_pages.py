@@ -2,12 +2,16 @@
 
 Cold: the page's first run in a fresh Python process (its imports and cache misses included, the
 interpreter and Streamlit's own start-up excluded). Warm: the best of the next runs in that
-process (caches filled), which is what a user sees when clicking around. Targets: < 3 s cold,
+process (caches filled), which is what a user sees when clicking around. Uncached: the best of
+as many runs after clearing ``st.cache_data`` (imports done, every computation redone: what a
+newly picked pair of runs costs on the Compare page). Targets: < 3 s cold,
 < 1 s warm. The store is the demo experiment when the run store holds it (``python -m fascore
 demo``), else a fake store of the demo's size (a teacher and six students, ~840 scored images
 each; tests/fakes.py); the output says which.
 
-    python bench/bench_pages.py [--store DIR] [--warm-runs 3]
+    python bench/bench_pages.py [--store DIR] [--warm-runs 3] [--pages compare ...]
+
+With ``--pages`` (a subset) the table is printed only; docs/benchmarks.md keeps the full run.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ COLD_TARGET_S, WARM_TARGET_S = 3.0, 1.0
 
 
 def _child(page: str, warm_runs: int) -> None:
-    """Runs in the fresh process: print {"cold": s, "warm": s, "errors": [...]} as JSON."""
+    """Runs in the fresh process: print {"cold", "warm", "uncached" (s), "errors"} as JSON."""
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
@@ -42,8 +47,16 @@ def _child(page: str, warm_runs: int) -> None:
         t0 = time.perf_counter()
         at.run()
         warm.append(time.perf_counter() - t0)
+    uncached = []
+    for _ in range(warm_runs):
+        st.cache_data.clear()
+        t0 = time.perf_counter()
+        at.run()
+        uncached.append(time.perf_counter() - t0)
     problems = [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
-    print(json.dumps({"cold": cold, "warm": min(warm), "errors": problems}))
+    print(
+        json.dumps({"cold": cold, "warm": min(warm), "uncached": min(uncached), "errors": problems})
+    )
 
 
 def _store(given: str | None) -> tuple[Path, str]:
@@ -73,17 +86,20 @@ def _time_page(page: str, store: Path, warm_runs: int) -> dict:
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode or not lines:
-        return {"cold": float("nan"), "warm": float("nan"), "errors": [out.stderr[-300:]]}
+        nan = float("nan")
+        return {"cold": nan, "warm": nan, "uncached": nan, "errors": [out.stderr[-300:]]}
     return json.loads(lines[-1])
 
 
 def _table(results: dict[str, dict]) -> str:
-    rows = ["| page | cold (s) | warm (s) | within target | page errors |", "|---|---|---|---|---|"]
+    rows = ["| page | cold (s) | warm (s) | uncached (s) | within target | page errors |"]
+    rows.append("|---|---|---|---|---|---|")
     for page, r in results.items():
         ok = r["cold"] < COLD_TARGET_S and r["warm"] < WARM_TARGET_S
         errors = "; ".join(e.replace("|", "/")[:80] for e in r["errors"]) or "none"
         rows.append(
-            f"| {page} | {r['cold']:.2f} | {r['warm']:.3f} | {'yes' if ok else 'NO'} | {errors} |"
+            f"| {page} | {r['cold']:.2f} | {r['warm']:.3f} | {r['uncached']:.3f} | "
+            f"{'yes' if ok else 'NO'} | {errors} |"
         )
     return "\n".join(rows)
 
@@ -92,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", help="run store to time against (default: the demo, or a fake)")
     parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument("--pages", nargs="+", choices=PAGES, help="time only these (not written)")
     parser.add_argument("--child", choices=PAGES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -99,16 +116,20 @@ def main() -> None:
         return
     store, what = _store(args.store)
     load = os.getloadavg()[0]
-    results = {page: _time_page(page, store, args.warm_runs) for page in PAGES}
+    results = {page: _time_page(page, store, args.warm_runs) for page in args.pages or PAGES}
     body = (
         f"Store: {what}. Load average when timing started: {load:.1f} on {os.cpu_count()} "
         "cores (other work shares the machine; idle machines are faster). "
         f"Cold = first run of the page in a fresh process; warm = best of "
-        f"{args.warm_runs} further runs. Targets: cold < {COLD_TARGET_S:.0f} s, warm < "
+        f"{args.warm_runs} further runs; uncached = best of {args.warm_runs} runs after clearing "
+        "st.cache_data (imports done, every computation redone). "
+        f"Targets: cold < {COLD_TARGET_S:.0f} s, warm < "
         f"{WARM_TARGET_S:.0f} s. Script time through `streamlit.testing` (no browser paint).\n\n"
         + _table(results)
     )
     print(body)
+    if args.pages:
+        return
     from bench._report import write_section
 
     command = " ".join(["python bench/bench_pages.py", *sys.argv[1:]])

@@ -20,11 +20,14 @@ import pandas as pd
 import streamlit as st
 
 from fascore.data.manifest import manifest_path, read_raw
+from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
-from fascore.runs import Run, RunStore
+from fascore.runs import ACTIVE_STATES, Run, RunStore
 
 SHARE_ENV = "FASCORE_SHARE"
+#: The files a run-table row is read from: a row is read again only when one of them changes.
+SUMMARY_FILES = ("config", "final", "status")
 log = logging.getLogger("fascore.dashboard")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,26 +49,47 @@ def store() -> RunStore:
     return RunStore()
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def _table(root: str) -> pd.DataFrame:
-    return RunStore(root).table()
-
-
-def runs_table() -> pd.DataFrame:
-    """One summary row per run, newest first (``RunStore.table``), cached for about 2 s."""
-    return _table(str(store().root))
-
-
-def refresh_runs() -> None:
-    """Forget the cached run table, e.g. right after submitting or cancelling a job."""
-    _table.clear()
+def _stat(run: Run, key: str) -> tuple[int, int]:
+    """(mtime in ns, size) of one of the run's files; (0, 0) while it does not exist."""
+    try:
+        st_ = run.file(key).stat()
+    except FileNotFoundError:
+        return 0, 0
+    return st_.st_mtime_ns, st_.st_size
 
 
 def _mtime(run: Run, key: str) -> int:
-    try:
-        return run.file(key).stat().st_mtime_ns
-    except FileNotFoundError:
-        return 0
+    return _stat(run, key)[0]
+
+
+@st.cache_data(max_entries=10_000, show_spinner=False)
+def _summary(path: str, stamps: tuple[int, ...]) -> dict:
+    return Run(Path(path)).summary()
+
+
+def _row(run: Run) -> dict:
+    """A run's summary, read again only when its config, final metrics or status file changed.
+
+    A queued or running state is checked afresh: a dead process or a stale heartbeat makes it
+    "interrupted" without any file changing.
+    """
+    row = _summary(str(run.path), tuple(_mtime(run, k) for k in SUMMARY_FILES))
+    return {**row, "state": run.state()} if row["state"] in ACTIVE_STATES else row
+
+
+def runs_table() -> pd.DataFrame:
+    """One summary row per run, newest first (``RunStore.table``); each row cached per run."""
+    s = store()
+    return s.summary_frame([_row(run) for run in s])
+
+
+def weights_stamp(run: Run) -> tuple:
+    """Identity and change time of the weights a run's models load (its own and its teacher's)."""
+    runs = [run]
+    teacher = (read_json(run, "config") or {}).get("teacher")
+    if teacher:
+        runs.append(store().run(teacher))
+    return tuple((r.id, *_stat(r, "best")) for r in runs)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -229,8 +253,8 @@ def sidebar_footer() -> None:
 # -- jobs ----------------------------------------------------------------------------------------
 @st.cache_data(ttl=10, show_spinner=False)
 def devices() -> list[dict[str, Any]]:
-    """``fascore.jobs.control.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
-    return jobs.devices()
+    """``fascore.devices.devices()`` (GPUs with free memory, then CPU), cached for 10 s."""
+    return list_devices()
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -331,9 +355,7 @@ def job_controls(run: Run) -> None:
     if state in ("queued", "running") and st.button("Cancel this job", key="cancel"):
         with st.spinner("Stopping the job and its workers…"):
             jobs.cancel(run)
-        refresh_runs()
         st.rerun()
     if state in jobs.RESUMABLE_STATES and st.button("Resume from the last checkpoint"):
         jobs.resume(run)
-        refresh_runs()
         st.rerun()

@@ -1,4 +1,4 @@
-"""``python -m fascore``: one sub-command per feature module.
+"""``python -m fascore``: one sub-command per module of ``fascore/commands/``.
 
 Each module in ``COMMAND_MODULES`` defines ``add_cli(subparsers)``, which adds its sub-command(s)
 and sets ``func`` (taking the parsed args, returning an exit status). A ``FascoreError`` becomes
@@ -15,11 +15,11 @@ from fascore.errors import FascoreError
 
 COMMAND_MODULES = [
     "fascore.commands.train",
-    "fascore.jobs.demo",
-    "fascore.jobs.results",
+    "fascore.commands.demo",
+    "fascore.commands.results",
     "fascore.commands.sweep",
     "fascore.commands.jobs",
-    "fascore.data.validate",
+    "fascore.commands.validate",
     "fascore.commands.import_data",
     "fascore.commands.report",
     "fascore.commands.analyse",

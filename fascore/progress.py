@@ -1,10 +1,17 @@
-"""Training progress: a one-line bar on an interactive terminal, and the same numbers for the
-status file that the dashboard reads."""
+"""Training progress: a tqdm bar on an interactive terminal, and the same numbers (fraction,
+rate, time left, last losses) for the status file that the dashboard reads."""
 
 from __future__ import annotations
 
 import sys
 import time
+
+from tqdm import tqdm
+
+
+def terminal_bar(desc: str, total: int | None = None, *, unit: str = "it") -> tqdm:
+    """A tqdm bar on stderr when it is a terminal; silent elsewhere."""
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 class Progress:
@@ -17,21 +24,17 @@ class Progress:
         self.t0 = time.time()
         self.last: dict[str, float] = {}
         self.draw = enabled and sys.stderr.isatty()
-        self._drawn = 0.0
+        self._bar: tqdm | None = None  # opened on the first step, after any skip()
 
     def update(self, logs: dict[str, float], n: int = 1) -> None:
         self.done += n
         self.last = logs
-        if self.draw and (time.time() - self._drawn > 0.2 or self.done == self.total):
-            self._drawn = time.time()
-            width = 24
-            fill = int(width * self.done / self.total)
-            terms = " ".join(f"{k}={v:.3f}" for k, v in logs.items())
-            sys.stderr.write(
-                f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] "
-                f"{self.done}/{self.total} eta {self.eta():.0f}s {terms}\033[K"
-            )
-            sys.stderr.flush()
+        if self.draw:
+            if self._bar is None:
+                self._bar = tqdm(total=self.total, initial=self.done - n, desc=self.label,
+                                 unit="step", file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+            self._bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
+            self._bar.update(n)
 
     def skip(self, n: int) -> None:
         """Count ``n`` steps done by an earlier process (resume) without timing them."""
@@ -57,5 +60,5 @@ class Progress:
         }
 
     def close(self) -> None:
-        if self.draw:
-            sys.stderr.write("\n")
+        if self._bar is not None:
+            self._bar.close()

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fascore import runhealth, runlock
+from fascore.atomic import atomic_path, atomic_write_text
 from fascore.errors import FascoreError
 
 RUNS_ENV = "FASCORE_RUNS_DIR"
@@ -30,6 +31,7 @@ DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
+RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
 #: The state of a run whose files cannot be read; ``Run.problem()`` says why.
 UNREADABLE = "unreadable"
 #: Only for a run owned by another host whose lock cannot be seen from here (node-local locks):
@@ -68,20 +70,6 @@ class CancelRequested(Exception):
 def store_dir(root: str | Path | None = None) -> Path:
     """The run store: ``root``, else ``$FASCORE_RUNS_DIR``, else the repo's ``checkpoints/``."""
     return Path(root or os.environ.get(RUNS_ENV) or DEFAULT_STORE)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    _atomic_write_bytes(path, text.encode())
 
 
 def pid_alive(pid: int | None, started: float | None = None) -> bool:
@@ -264,17 +252,15 @@ class Run:
 
     # -- tables and arrays -------------------------------------------------------------------
     def write_table(self, key: str, df: pd.DataFrame) -> None:
-        tmp = self.file(key).with_name(f".{FILES[key]}.tmp")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, self.file(key))
+        with atomic_path(self.file(key)) as tmp:
+            df.to_parquet(tmp, index=False)
 
     def read_table(self, key: str) -> pd.DataFrame | None:
         return pd.read_parquet(self.file(key)) if self.has(key) else None
 
     def write_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        tmp = self.file(key).with_name(f".{FILES[key]}.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, self.file(key))
+        with atomic_path(self.file(key)) as tmp:
+            np.savez_compressed(tmp, **arrays)
 
     def read_arrays(self, key: str) -> dict[str, np.ndarray] | None:
         if not self.has(key):
@@ -398,7 +384,10 @@ class RunStore:
 
     def table(self) -> pd.DataFrame:
         """One summary row per run, newest first."""
-        rows = [r.summary() for r in self]
+        return self.summary_frame([r.summary() for r in self])
+
+    def summary_frame(self, rows: list[dict]) -> pd.DataFrame:
+        """``Run.summary`` rows as the run table, newest first (columns even when empty)."""
         cols = list(Run(self.root / "x").summary().keys())
         df = pd.DataFrame(rows, columns=cols)
         return df.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)

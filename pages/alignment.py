@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.share import figures
-from fascore.share.report import deep_link
+from fascore.share.links import deep_link
 
 VIEW_HELP = {
     "shift": "teacher on source vs teacher on target: the domain shift the teacher sees",

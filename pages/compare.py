@@ -10,7 +10,7 @@ from fascore.eval import compare
 from fascore.runs import Run
 from fascore.share import figures
 from fascore.share.figures import delta_table
-from fascore.share.report import deep_link
+from fascore.share.links import deep_link
 
 GALLERY = 12  # disagreement thumbnails shown
 

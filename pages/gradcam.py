@@ -1,5 +1,6 @@
 """Grad-CAM: where teacher and student look when they call a face a spoof, side by side."""
 
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -8,22 +9,28 @@ import streamlit as st
 from dashboard import ui
 from fascore.data.uploads import read_upload
 from fascore.runs import Run
-from fascore.share import report
+from fascore.share import samples
+from fascore.share.links import deep_link
 
 WIDTH = 256  # pixels per image: large enough to read a 64-px map, small enough for three
 SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the run's models…")
-def _models(run_path: str, stamp: int) -> dict:
-    from fascore.train.loop import load_models
+def _models(run_path: str, stamp: tuple) -> tuple[dict, threading.Lock]:
+    """The run's models, loaded once per weights version, with the lock that guards them: a
+    Grad-CAM switches them to eval mode and hooks their layers, so sessions take turns."""
+    from fascore.train.checkpoint import load_models  # start-up cost: torch (~4 s)
 
-    return load_models(Run(Path(run_path)))
+    return load_models(Run(Path(run_path))), threading.Lock()
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
-def _explain(run_id: str, key: str, alpha: float, _models: dict, _image) -> report.Panel:
-    return report.explain_images(_models, [_image], [key], alpha)[0]
+def _explain(run_path: str, stamp: tuple, key: str, alpha: float, _image) -> samples.Panel:
+    """One panel, cached per run, weights version (``ui.weights_stamp``), sample and opacity."""
+    models, lock = _models(run_path, stamp)
+    with lock:
+        return samples.explain_images(models, [_image], [key], alpha)[0]
 
 
 def _candidates(run: Run, source: str) -> pd.DataFrame:
@@ -45,7 +52,7 @@ def _pick_sample(run: Run, source: str):
     if rows.empty:
         ui.empty_state("Nothing to pick here yet: try another source, or upload an image.")
         return None
-    titles = [report.sample_title(r) for r in rows.itertuples()]
+    titles = [samples.sample_title(r) for r in rows.itertuples()]
     wanted = st.query_params.get("sample")
     hits = rows.index[rows["sample"].astype(str) == str(wanted)].tolist()
     i = st.selectbox(
@@ -57,7 +64,7 @@ def _pick_sample(run: Run, source: str):
     )
     if str(rows.loc[i, "sample"]) != st.query_params.get("sample"):
         st.query_params["sample"] = str(rows.loc[i, "sample"])
-    return titles[i], report.open_image(rows.loc[i, "path"])
+    return titles[i], samples.open_image(rows.loc[i, "path"])
 
 
 @ui.safe_page
@@ -75,9 +82,8 @@ def gradcam_page() -> None:
         return
     title, image = picked
     sample = st.query_params.get("sample") if source != SOURCES[2] else None
-    st.caption("Link: " + report.deep_link(st.context.url, "gradcam", run=run.id, sample=sample))
-    stamp = run.file("best").stat().st_mtime_ns if run.has("best") else 0
-    panel = _explain(run.id, title, alpha, _models(str(run.path), stamp), image)
+    st.caption("Link: " + deep_link(st.context.url, "gradcam", run=run.id, sample=sample))
+    panel = _explain(str(run.path), ui.weights_stamp(run), title, alpha, image)
     st.subheader(title)
     cols = st.columns(len(panel.images))
     for col, (name, img) in zip(cols, panel.images.items(), strict=True):

@@ -76,7 +76,6 @@ def _live(active_at_start: frozenset[str]) -> None:
 def _build_demo() -> None:
     with st.spinner("Preparing SynthFAS data and submitting the demo runs…"):
         runs = jobs.submit_demo("demo")
-    ui.refresh_runs()
     st.toast(f"Submitted {len(runs)} runs: the teacher first; its students wait for it.")
 
 

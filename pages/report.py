@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from fascore.share import report
+from fascore.share import report, samples
+from fascore.share.links import DASHBOARD_URL, deep_link
 
 MAX_CAMS = 6
 
@@ -17,7 +18,7 @@ def _build(
     runs = [store.get(i) for i in ids]
     errors = runs[-1].read_table("errors")
     rows = errors[errors["path"].isin(cams)].drop_duplicates("path") if cams else None
-    panels = report.gradcam_panels(runs[-1], rows, alpha) if rows is not None else []
+    panels = samples.gradcam_panels(runs[-1], rows, alpha) if rows is not None else []
     html = report.build_report(runs, panels, dashboard=url)
     return html.encode("utf-8")
 
@@ -34,11 +35,11 @@ def _default_runs(table: pd.DataFrame, done: list[str]) -> list[str]:
 
 def _cams(last) -> tuple[tuple[str, ...], float]:
     """The Grad-CAM samples (paths) chosen from the last run's errors, and the opacity."""
-    candidates = report.pick_samples(ui.read_table(last, "errors"), 24)
+    candidates = samples.pick_samples(ui.read_table(last, "errors"), 24)
     if candidates.empty:
         st.caption(f"{last.id} has no error table, so no Grad-CAM samples to offer.")
         return (), 0.5
-    titles = {r.path: report.sample_title(r) for r in candidates.itertuples()}
+    titles = {r.path: samples.sample_title(r) for r in candidates.itertuples()}
     chosen = st.multiselect(
         f"Grad-CAM samples from {last.id}'s errors (optional, at most {MAX_CAMS})",
         list(titles),
@@ -56,7 +57,7 @@ def _links(runs) -> None:
     for run in runs:
         teacher = run.config().get("teacher")
         links = [
-            f"[{title}]({report.deep_link(st.context.url, page, run=run.id, teacher=t)})"
+            f"[{title}]({deep_link(st.context.url, page, run=run.id, teacher=t)})"
             for page, title, t in (
                 ("compare", "Compare", teacher),
                 ("alignment", "Alignment", None),
@@ -92,7 +93,8 @@ def report_page() -> None:
     _links(runs)
     if st.button("Build the report", type="primary", key="rep_build"):
         stamps = tuple(r.file("final").stat().st_mtime_ns for r in runs if r.has("final"))
-        data = _build(tuple(ids), stamps, cams, alpha, st.context.url or report.DASHBOARD_URL)
+        stamps += ui.weights_stamp(runs[-1])  # its Grad-CAMs load these weights
+        data = _build(tuple(ids), stamps, cams, alpha, st.context.url or DASHBOARD_URL)
         st.success(f"Report ready: {len(data) / 1e6:.1f} MB, one HTML file that opens offline.")
         st.download_button(
             "Download report.html",

@@ -17,14 +17,14 @@ def _data(left, right) -> tuple[tuple[str, ...], list[str]] | None:
 
     A SynthFAS preset names its cache location: the first job generates it if it is missing.
     """
+    from fascore.data.synth.cache import preset_manifest
     from fascore.data.synth.domains import DOMAIN_NAMES
     from fascore.data.synth.generate import PRESETS
-    from fascore.jobs.demo import demo_manifest
 
     kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
     if kind == "SynthFAS preset":
         preset = right.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("demo"))
-        return (str(demo_manifest(preset)),), list(DOMAIN_NAMES)
+        return (str(preset_manifest(preset)),), list(DOMAIN_NAMES)
     paths = right.multiselect(
         "Manifests (one or several: pick known ones or type paths to manifest.csv or its folder)",
         ui.known_manifests(), accept_new_options=True, key="train-manifest",
@@ -115,7 +115,6 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
                      shot_unit=shot_unit)  # fmt: skip
     teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
     runs = jobs.launch(base, v["methods"], v["seeds"], teacher=teacher)
-    ui.refresh_runs()
     st.query_params["run"] = runs[-1].id
     st.success(f"Launched {len(runs)} run(s): " + ", ".join(f"`{r.id}`" for r in runs))
 

@@ -29,7 +29,8 @@ def tiny_manifest(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_manifest) -> Path:
     """A run store with a real tiny demo experiment: a teacher and two students, analysed."""
-    from fascore.jobs.demo import demo_configs, run_demo
+    from fascore.jobs.demo import run_demo
+    from fascore.jobs.plan import demo_configs
     from fascore.runs import RunStore
 
     root = tmp_path_factory.mktemp("runs")

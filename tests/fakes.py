@@ -4,7 +4,7 @@
 (source studio → target phone) following docs/run-folder.md, through ``fascore.runs`` only: config,
 status, metrics, scores, shots, final, embeddings, embedding_index, epoch_embeddings, projection,
 epoch_projection, alignment and errors, plus a small manifest of real PNG images (thumbnails,
-uploads). The metrics and analysis files are computed by the real code (``fascore.eval.metrics``,
+uploads). The metrics and analysis files are computed by the real code (``fascore.metrics``,
 ``fascore.data.fewshot``, ``fascore.eval.analysis``) from random scores and embeddings, so their formats are
 the real ones. Students separate the target domain better than the teacher, and their embeddings
 show a smaller domain shift, so every page has something to show.
@@ -97,7 +97,7 @@ def _metrics(run: Run, fraction_done: float = 1.0) -> None:
 def _final(run: Run, cfg: RunConfig, scored: pd.DataFrame, samples: pd.DataFrame) -> dict:
     """final.json (real ``evaluate`` output per role) and the few-shot record (real sampler)."""
     from fascore.data.fewshot import sample_shots
-    from fascore.eval.metrics import ScoreSet, evaluate
+    from fascore.metrics import ScoreSet, evaluate
 
     final = {"threshold_rule": "EER on the dev set, applied to the test set", "level": "video",
              "selected_epoch": EPOCHS}  # fmt: skip

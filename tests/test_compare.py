@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fascore import metrics
 from fascore.errors import FascoreError
-from fascore.eval import compare, metrics
+from fascore.eval import compare
 from tests.fakes import make_fake_store
 
 CFG = {"data": ["/data/manifest.csv"], "target_domain": "phone", "level": "video", "shots": 5}
@@ -141,3 +142,24 @@ def test_an_unfinished_run_is_a_readable_error(tmp_path):
     student.file("final").unlink()
     with pytest.raises(FascoreError, match="no target test results yet"):
         compare.compare_runs(teacher, student)
+
+
+def test_vectorised_replicates_equal_each_resample_scored_on_its_own():
+    """Every replicate of ``metrics.paired_replicates`` equals ``_point`` on the resampled rows
+    (the video-weight vector turned back into repeated rows), for every compared metric."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(rng.integers(0, 2, 40), 4)
+    attack = np.where(y == 1, np.repeat(rng.choice(["print", "replay"], 40), 4), "none")
+    video = np.repeat(np.arange(40), 4).astype(str)
+    sets = [
+        metrics.ScoreSet(y, (y * 0.4 + rng.random(len(y)) * 0.6).round(2), attack, video)
+        for _ in range(2)
+    ]
+    reps = metrics.paired_replicates(sets, [0.5, 0.45], n_boot=20, seed=1)
+    weights, inv = metrics._video_weights(sets[0], 20, np.random.default_rng(1))
+    for b in range(20):
+        rows = np.repeat(np.arange(len(inv)), weights[b][inv].astype(int))
+        for s, thr, rep in zip(sets, [0.5, 0.45], reps, strict=True):
+            sub = metrics.ScoreSet(s.y[rows], s.score[rows], s.attack[rows], s.video[rows])
+            for key, value in compare._point(sub, thr).items():
+                assert rep[key][b] == pytest.approx(value, abs=1e-12), key

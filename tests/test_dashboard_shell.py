@@ -8,7 +8,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fascore.config import RunConfig
-from fascore.jobs import control as jobs
 from fascore.jobs import launchers
 from fascore.runs import RunStore
 from tests.fakes import EXPERIMENT, make_fake_store
@@ -69,7 +68,7 @@ def test_overview_on_an_empty_store_offers_the_demo(empty):
 def test_building_the_demo_submits_every_run(empty, started, monkeypatch, tmp_path):
     configs = [RunConfig(data=("/x/manifest.csv",), method="source_only", shots=0)]
     configs.append(configs[0].replace(method="distill", teacher=configs[0].run_id(), shots=5))
-    monkeypatch.setattr("fascore.jobs.demo.demo_configs", lambda preset: configs)
+    monkeypatch.setattr("fascore.jobs.control.demo_configs", lambda preset: configs)
     at = _app()
     at.button[0].click().run()
     assert not at.exception

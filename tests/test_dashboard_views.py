@@ -172,3 +172,65 @@ def test_every_view_on_a_real_tiny_experiment(page, tiny_store, monkeypatch):
     at = _page(page, run=student)
     assert not _texts(at, "error"), _texts(at, "error")
     assert _charts(at) or _image_captions(at) or at.multiselect
+
+
+def test_compare_shows_the_numbers_of_the_comparison(fake, fake_root):
+    """The table's HTER cells are the runs' HTERs and their paired delta, as fascore computes them."""
+    from fascore.eval import compare
+    from fascore.runs import RunStore
+
+    student = next(r for r in fake if r.startswith("distill"))
+    teacher = next(r for r in fake if r.startswith("source_only"))
+    at = _page("compare", run=student)
+    table = at.dataframe[0].value.set_index("metric")
+    store = RunStore(fake_root)
+    cmp = compare.compare_runs(store.get(teacher), store.get(student))  # as the page: first, second
+    want = cmp.deltas(n_boot=300).set_index("metric").loc["hter"]
+    shown = table.loc["HTER (non-ISO)"]
+    a, b = cmp.names
+    assert shown[a].startswith(f"{want[a]:.3f}") and shown[b].startswith(f"{want[b]:.3f}")
+    delta = f"{want['delta']:.3f} [{want['delta_lo']:.3f}, {want['delta_hi']:.3f}]"
+    assert shown["delta (second − first)"] == delta
+
+
+def test_gradcam_shows_new_maps_once_the_weights_change(fake, fake_root):
+    """A resumed run writes new best weights: the page must not serve the old cached panel."""
+    import torch
+
+    student = next(r for r in fake if r.startswith("distill"))
+    best = fake_root / student / "best.pt"
+    saved = best.read_bytes()
+    try:
+        before = _image_captions(_page("gradcam", run=student))[2]
+        state = torch.load(best, weights_only=True)
+        state["model"] = {k: v + 0.5 * torch.randn_like(v.float()).to(v.dtype)
+                          for k, v in state["model"].items()}  # fmt: skip
+        torch.save(state, best)
+        after = _image_captions(_page("gradcam", run=student))[2]
+        assert after != before  # the student's P(spoof) caption comes from the new weights
+    finally:
+        best.write_bytes(saved)
+
+
+def test_the_run_table_reads_only_runs_whose_files_changed(fake, fake_root, monkeypatch):
+    from dashboard import ui
+    from fascore.runs import Run
+
+    reads: list[str] = []
+    real = Run.summary
+
+    def counted(self):
+        if self.id in fake:  # not the column template RunStore.summary_frame reads
+            reads.append(self.id)
+        return real(self)
+
+    monkeypatch.setattr(Run, "summary", counted)
+    ui._summary.clear()
+    first = ui.runs_table()
+    assert sorted(reads) == sorted(fake) and len(first) == len(fake)
+    reads.clear()
+    assert ui.runs_table().equals(first) and reads == []
+    final = fake_root / fake[0] / "final.json"
+    final.write_text(final.read_text())  # a new mtime: that run, and only it, is read again
+    ui.runs_table()
+    assert reads == [fake[0]]

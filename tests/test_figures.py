@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import pytest
 from scipy.stats import norm
 
-from fascore.eval import metrics
+from fascore import metrics
 from fascore.share import figures
 
 RNG = np.random.default_rng(0)

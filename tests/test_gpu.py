@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fascore.config import RunConfig
+from fascore.train.loop import make_method
 from fascore.train.methods import METHODS, Batch
 from fascore.train.models import create_model
 
@@ -15,13 +16,12 @@ pytestmark = [
 
 @pytest.mark.parametrize("name", ["source_only", "distill", "kd"])
 def test_amp_step_on_cuda(name):
+    """The trainer's own AMP set-up (``loop.make_method``), then one step in mixed precision."""
     dev = torch.device("cuda")
     cfg = RunConfig(method=name, data=("x",))
-    cls = METHODS.get(name)
-    teacher = create_model("alexnet", input_size=112).to(dev) if cls.needs_teacher else None
-    method = cls(cfg, create_model("alexnet", input_size=112).to(dev), teacher)
-    method.amp = True
-    method.scaler = torch.amp.GradScaler("cuda", enabled=True)
+    teacher = create_model("alexnet", input_size=112) if METHODS.get(name).needs_teacher else None
+    method = make_method(cfg, create_model("alexnet", input_size=112), teacher, dev)
+    assert method.amp and method.scaler.is_enabled()
     x = torch.randn(16, 3, 112, 112, device=dev)
     y = torch.tensor([0, 1] * 8, device=dev)
     logs = method.update(Batch(x, y, x.flip(0), y.flip(0)))

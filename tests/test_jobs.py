@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fascore import devices
 from fascore.cli import main
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOLD_SLOT = """
 import sys, time
 from pathlib import Path
-from fascore.jobs.control import device_slot
+from fascore.devices import device_slot
 from fascore.runs import Run
 with device_slot(Run(Path(sys.argv[1])), sys.argv[2], poll_s=0.05) as i:
     print(f"held {i}", flush=True)
@@ -137,7 +138,7 @@ def test_cancel_while_waiting_for_a_slot(store):
     try:
         assert _line(holder) == "held 0"
         threading.Timer(0.3, b.request_cancel).start()
-        with pytest.raises(CancelRequested), jobs.device_slot(b, "cpu", poll_s=0.05):
+        with pytest.raises(CancelRequested), devices.device_slot(b, "cpu", poll_s=0.05):
             pytest.fail("the slot is held by another process")
         assert b.status()["state"] == "cancelled"
     finally:
@@ -147,7 +148,7 @@ def test_cancel_while_waiting_for_a_slot(store):
 def test_bad_slot_setting_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("FASCORE_SLOTS_GPU", "two")
     with pytest.raises(FascoreError, match="FASCORE_SLOTS_GPU"):
-        jobs.slot_count("cuda:0")
+        devices.slot_count("cuda:0")
 
 
 # -- cancel and interrupted -----------------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_plan_with_a_chosen_teacher(store, tmp_path):
 
 
 def test_devices_end_with_the_cpu():
-    devs = jobs.devices()
+    devs = devices.devices()
     assert devs[-1]["id"] == "cpu" and "cores" in devs[-1]["label"]
     assert all(d["id"].startswith(("cuda:", "mps", "cpu")) for d in devs)
 
@@ -276,11 +277,11 @@ def test_devices_read_free_gpu_memory_from_nvidia_smi(monkeypatch):
 
     out = "0, NVIDIA H100 80GB HBM3, 79000, 81559\n1, NVIDIA H100 80GB HBM3, 1024, 81559\n"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(jobs.shutil, "which", lambda exe: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(devices.shutil, "which", lambda exe: "/usr/bin/nvidia-smi")
     monkeypatch.setattr(
-        jobs.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=out)
+        devices.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=out)
     )
-    devs = jobs.devices()
+    devs = devices.devices()
     assert [d["id"] for d in devs] == ["cuda:0", "cuda:1", "cpu"]
     assert devs[1]["free_gb"] == 1.0 and devs[0]["label"].endswith("77.1 of 79.6 GB free")
 

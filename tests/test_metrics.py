@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from fascore.errors import FascoreError
-from fascore.eval.metrics import (
+from fascore.metrics import (
     ScoreSet,
     _boot_auc,
     _video_weights,
@@ -283,11 +282,3 @@ def test_degenerate_sets_give_nan_and_a_note_not_a_crash():
     r = evaluate(live_only, dev, n_boot=50)
     assert math.isnan(r["threshold"]) and math.isnan(r["hter"]) and math.isfinite(r["auc"])
     assert any("dev set has no attack" in n for n in r["notes"])
-
-
-def test_one_thousand_bootstraps_over_500_videos_are_fast():
-    rng = np.random.default_rng(9)
-    dev, test = _videos(rng, 500, frames=1), _videos(rng, 500, frames=1)
-    start = time.perf_counter()
-    evaluate(dev, test, n_boot=1000)
-    assert time.perf_counter() - start < 0.5

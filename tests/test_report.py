@@ -10,7 +10,7 @@ import pytest
 
 from fascore.cli import main
 from fascore.errors import FascoreError
-from fascore.share import report
+from fascore.share import htmldoc, links, report, samples
 from fascore.share.figures import fmt_ci
 from fascore.train.models import create_model
 from tests.fakes import make_fake_store
@@ -26,7 +26,7 @@ def fake_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(fake_runs) -> str:
-    panel = report.Panel("sample 3", {"input": np.zeros((8, 8, 3), np.uint8)}, {"input": "x"})
+    panel = samples.Panel("sample 3", {"input": np.zeros((8, 8, 3), np.uint8)}, {"input": "x"})
     return report.build_report(fake_runs, [panel], n_boot=30, dashboard="http://127.0.0.1:8501")
 
 
@@ -72,14 +72,14 @@ def test_cli_writes_the_report_and_explains_unknown_runs(tmp_path, fake_runs, mo
 
 
 def test_deep_links_point_at_one_view_of_one_run():
-    assert report.deep_link("http://h:8501/alignment?run=x", "compare", run="a", teacher=None) == (
+    assert links.deep_link("http://h:8501/alignment?run=x", "compare", run="a", teacher=None) == (
         "http://h:8501/compare?run=a"
     )
-    assert report.deep_link("http://h:8501/", "gradcam", run="a", sample=3) == (
+    assert links.deep_link("http://h:8501/", "gradcam", run="a", sample=3) == (
         "http://h:8501/gradcam?run=a&sample=3"
     )
-    assert report.deep_link("http://h/base/compare", "report") == "http://h/base/report"
-    assert report.deep_link(None, "compare").startswith(report.DASHBOARD_URL)
+    assert links.deep_link("http://h/base/compare", "report") == "http://h/base/report"
+    assert links.deep_link(None, "compare").startswith(links.DASHBOARD_URL)
 
 
 def test_pick_samples_prefers_disagreements_then_big_gaps():
@@ -92,8 +92,8 @@ def test_pick_samples_prefers_disagreements_then_big_gaps():
             "student_score": [0.9, 0.2, 0.6, 0.6, 0.1],
         }
     )
-    assert report.pick_samples(errors, 3)["path"].tolist() == ["c", "b", "d"]
-    assert report.pick_samples(None, 3).empty and report.pick_samples(errors, 0).empty
+    assert samples.pick_samples(errors, 3)["path"].tolist() == ["c", "b", "d"]
+    assert samples.pick_samples(None, 3).empty and samples.pick_samples(errors, 0).empty
 
 
 def test_explain_images_gives_input_and_one_overlay_per_model():
@@ -101,14 +101,14 @@ def test_explain_images_gives_input_and_one_overlay_per_model():
     from PIL import Image
 
     images = [Image.new("RGB", (100, 80), (200, 150, 120)), Image.new("RGB", (64, 64))]
-    panels = report.explain_images(models, images, ["one", "two"], alpha=0.4)
+    panels = samples.explain_images(models, images, ["one", "two"], alpha=0.4)
     assert [p.title for p in panels] == ["one", "two"]
     assert list(panels[0].images) == ["input", "teacher", "student"]
     assert all(im.shape == (64, 64, 3) and im.dtype == np.uint8 for im in panels[1].images.values())
     assert re.fullmatch(r"P\(spoof\) \d\.\d\d", panels[0].captions["student"])
-    assert report.data_uri(panels[0].images["teacher"]).startswith("data:image/png;base64,")
+    assert htmldoc.data_uri(panels[0].images["teacher"]).startswith("data:image/png;base64,")
 
 
 def test_open_image_explains_a_moved_file(tmp_path):
     with pytest.raises(FascoreError, match="data set moved"):
-        report.open_image(tmp_path / "gone.png")
+        samples.open_image(tmp_path / "gone.png")

@@ -11,6 +11,7 @@ from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.runs import RunStore
 from fascore.train import loop as training
+from fascore.train.checkpoint import load_models
 from tests.helpers import stripe_manifest
 
 
@@ -53,7 +54,7 @@ def test_teacher_then_student_write_complete_run_folders(manifest, store):
     scores = student.read_table("scores")
     assert set(scores["split"]) == {"dev", "test"} and set(scores["role"]) == {"source", "target"}
     assert scores["score"].between(0, 1).all()
-    models = training.load_models(student)
+    models = load_models(student)
     assert set(models) == {"teacher", "student"}
     assert not models["student"].training
 
@@ -137,3 +138,14 @@ def test_cli_flags_build_the_config(manifest):
     assert cfg.shots is None and cfg.w_mmd == 0.5 and cfg.augment is False
     assert cfg.source_domains == ("studio", "office") and cfg.teacher == "t1"
     assert json.loads(json.dumps(cfg.to_dict()))["method"] == "distill"
+
+
+def test_the_trainer_turns_mixed_precision_on_only_on_cuda(manifest):
+    from fascore.train.loop import make_method
+    from fascore.train.models import create_model
+
+    cfg = _cfg(manifest, method="source_only")
+    method = make_method(
+        cfg, create_model("alexnet_mini", input_size=32), None, torch.device("cpu")
+    )
+    assert not method.amp and not method.scaler.is_enabled()

@@ -32,7 +32,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 def analysis_inputs(run: Run) -> tuple[pd.DataFrame, object]:
     """The run's test samples (from its scores table) and their decoded images, readable rows
     only."""
-    from fascore.data.images import load_images
+    from fascore.data.images import load_images  # start-up cost: torch (~4 s), not for --help
 
     scores = run.read_table("scores")
     if scores is None or scores.empty:
@@ -55,8 +55,8 @@ def analysis_inputs(run: Run) -> tuple[pd.DataFrame, object]:
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from fascore.eval.analysis.embed import analyse_run, finish_epochs
-    from fascore.train.loop import load_models
+    from fascore.eval.analysis.embed import analyse_run, finish_epochs  # start-up cost: torch
+    from fascore.train.checkpoint import load_models
 
     run = RunStore().get(args.run)
     if run.state() != "done":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fascore.runs import RunStore
-from fascore.share.report import gradcam_panels, pick_samples, write_report
+from fascore.share.report import write_report
+from fascore.share.samples import gradcam_panels, pick_samples
 
 
 def _handler(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from fascore.data.manifest import read_manifest
 from fascore.data.synth.gallery import make_gallery
 from fascore.data.synth.generate import PRESETS, default_data_dir, generate
+from fascore.progress import terminal_bar
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
@@ -27,16 +28,20 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=run_gallery)
 
 
-def _progress(done: int, total: int) -> None:
-    """A live counter on a terminal; a line per tenth in a log."""
-    if sys.stderr.isatty():
-        print(
-            f"\rrendering videos: {done}/{total}",
-            end="\n" if done == total else "",
-            file=sys.stderr,
-        )
-    elif done == total or done % max(1, total // 10) == 0:
-        print(f"rendering videos: {done}/{total}", file=sys.stderr)
+class _Rendering:
+    """A tqdm bar on a terminal; a line per tenth in a log (``generate``'s progress callback)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = terminal_bar("rendering videos", total, unit="video")
+        self.bar.update(done - self.bar.n)
+        if self.bar.disable and (done == total or done % max(1, total // 10) == 0):
+            print(f"rendering videos: {done}/{total}", file=sys.stderr)
+        if done == total:
+            self.bar.close()
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -44,7 +49,9 @@ def run_synth(args: argparse.Namespace) -> int:
         args.preset if args.seed == 0 else f"{args.preset}-seed{args.seed}"
     )
     start = time.perf_counter()
-    manifest = generate(args.preset, out, seed=args.seed, workers=args.workers, progress=_progress)
+    manifest = generate(
+        args.preset, out, seed=args.seed, workers=args.workers, progress=_Rendering()
+    )
     df = read_manifest(manifest)
     counts = df.pivot_table(
         index="domain", columns="attack", values="path", aggfunc="count", fill_value=0

@@ -12,6 +12,7 @@ import dataclasses
 import typing
 
 from fascore.config import RunConfig, config_fields
+from fascore.data.protocols import parse_protocol
 from fascore.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
@@ -48,8 +49,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
     values = {}
     if getattr(args, "protocol", None):
-        from fascore.data.protocols import parse_protocol
-
         proto = parse_protocol(args.protocol)
         values.update(
             source_domains=tuple(proto.source_domains),
@@ -67,7 +66,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fascore.train.loop import train
+    from fascore.train.loop import train  # start-up cost: torch (~4 s), not for `--help`
 
     store = RunStore()
     if args.run:
@@ -75,7 +74,12 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
-    run = train(cfg, store, resume=args.resume, progress=not args.quiet)
+    analysis = None
+    if cfg.analysis:  # start-up cost: scikit-learn and umap (~3 s), only for runs that analyse
+        from fascore.eval.analysis.hooks import RunAnalysis
+
+        analysis = RunAnalysis()
+    run = train(cfg, store, resume=args.resume, progress=not args.quiet, analysis=analysis)
     final = run.read_json("final") or {}
     state = run.state()
     print(f"run {run.id}: {state} ({run.path})")

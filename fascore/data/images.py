@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from fascore.atomic import atomic_path
 from fascore.data.decode import decode_image
 from fascore.errors import FascoreError
 
@@ -87,17 +87,10 @@ def _decode_into(out: np.ndarray, paths: Sequence[str], size: int) -> dict[int, 
         return {i: err for i, err in results if err}
 
 
-def _tmp(target: Path) -> Path:
-    """A temporary name private to this process: jobs sharing a cache never write one file."""
-    return target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-
-
 def _save(target: Path, arr: np.ndarray) -> None:
     """Write an array atomically (a half-written cache is never read)."""
-    tmp = _tmp(target)
-    with open(tmp, "wb") as f:
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
         np.save(f, arr)
-    tmp.replace(target)
 
 
 def _decode_all(paths: list[str], size: int, cache: Path | None) -> tuple[np.ndarray, dict]:
@@ -108,15 +101,11 @@ def _decode_all(paths: list[str], size: int, cache: Path | None) -> tuple[np.nda
         out = np.empty(shape, dtype=np.uint8)
         return out, _decode_into(out, paths, size)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(cache)
-    try:
+    with atomic_path(cache) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         failed = _decode_into(out, paths, size)
         out.flush()
         del out
-        tmp.replace(cache)
-    finally:
-        tmp.unlink(missing_ok=True)
     return np.load(cache, mmap_mode="c"), failed
 
 

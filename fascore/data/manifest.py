@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pandas as pd
 
+from fascore.atomic import atomic_path, atomic_write_text
 from fascore.errors import FascoreError
 
 MANIFEST_NAME = "manifest.csv"
@@ -134,16 +135,15 @@ def write_manifest(df: pd.DataFrame, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cols = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df.columns]
     target = out / MANIFEST_NAME
-    tmp = target.with_suffix(".csv.tmp")
-    df[cols].to_csv(tmp, index=False)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        df[cols].to_csv(tmp, index=False)
     return target
 
 
 def write_preprocessing(record: dict, out_dir: str | Path) -> Path:
     """Write the preprocessing record beside the manifest."""
     target = Path(out_dir) / PREPROCESSING_NAME
-    target.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    atomic_write_text(target, json.dumps(record, indent=2, sort_keys=True, default=str))
     return target
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fascore import metrics
 from fascore.errors import FascoreError
-from fascore.eval import metrics
 from fascore.runs import Run
 
 #: Config fields that must match for two runs' test metrics to be comparable.
@@ -125,25 +125,6 @@ def _point(s: metrics.ScoreSet, threshold: float) -> dict[str, float]:
     }
 
 
-def _subset(s: metrics.ScoreSet, idx: np.ndarray) -> metrics.ScoreSet:
-    return metrics.ScoreSet(s.y[idx], s.score[idx], s.attack[idx], s.video[idx])
-
-
-def _replicates(s: metrics.ScoreSet, n_boot: int, seed: int) -> list[np.ndarray]:
-    """Row indices of ``n_boot`` resamples: videos drawn with replacement within each
-    (label, species) stratum, as ``fascore.eval.metrics.bootstrap_ci`` does."""
-    rng = np.random.default_rng(seed)
-    videos, first, inv = np.unique(s.video, return_index=True, return_inverse=True)
-    rows = np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1])
-    strata = pd.Series(list(zip(s.y[first], s.attack[first], strict=True))).factorize()[0]
-    members = [np.nonzero(strata == g)[0] for g in np.unique(strata)]
-    out = []
-    for _ in range(n_boot):
-        drawn = np.concatenate([rng.choice(m, size=len(m)) for m in members])
-        out.append(np.concatenate([rows[v] for v in drawn]))
-    return out
-
-
 def paired_deltas(
     sets: dict[str, metrics.ScoreSet],
     thresholds: dict[str, float],
@@ -157,16 +138,11 @@ def paired_deltas(
     Columns: ``metric, label, <a>, <b>, delta, delta_lo, delta_hi``; ``sets`` must share units.
     """
     (a, sa), (b, sb) = sets.items()
-    if not np.array_equal(sa.video, sb.video):
-        raise FascoreError("the two score sets are not aligned on the same samples")
     pa, pb = _point(sa, thresholds[a]), _point(sb, thresholds[b])
-    reps = [
-        (_point(_subset(sa, i), thresholds[a]), _point(_subset(sb, i), thresholds[b]))
-        for i in _replicates(sa, n_boot, seed)
-    ]
+    ra, rb = metrics.paired_replicates([sa, sb], [thresholds[a], thresholds[b]], n_boot, seed)
     rows = []
     for key, label in METRICS:
-        d = np.array([rb[key] - ra[key] for ra, rb in reps], dtype=float)
+        d = rb[key] - ra[key]
         d = d[np.isfinite(d)]
         lo, hi = np.percentile(d, [2.5, 97.5]) if len(d) else (np.nan, np.nan)
         rows.append(

@@ -16,7 +16,6 @@ tables are whatever the runs give.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 import time
@@ -25,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fascore.atomic import atomic_write_text
 from fascore.config import RunConfig
+from fascore.data.synth.cache import preset_manifest
 from fascore.eval import experiment
-from fascore.jobs.demo import BUDGETS, DEMO_PROTOCOL, STUDENT_METHODS, demo_manifest
+from fascore.jobs.plan import BUDGETS, DEMO_PROTOCOL, STUDENT_METHODS
 from fascore.runs import Run, RunStore
 
 ABLATION = (("CE (finetune)", "finetune"), ("+ MMD", "mmd"), ("+ pair", "pair"),
@@ -40,7 +41,7 @@ def base_config(preset: str, epochs: int | None) -> RunConfig:
     budget = dict(BUDGETS.get(preset, BUDGETS["demo"]))
     if epochs:
         budget["epochs"] = epochs
-    return RunConfig(data=(str(demo_manifest(preset)),), **DEMO_PROTOCOL, **budget,
+    return RunConfig(data=(str(preset_manifest(preset)),), **DEMO_PROTOCOL, **budget,
                      analysis=False, n_boot=200, experiment=f"synthfas-{preset}-results")  # fmt: skip
 
 
@@ -252,7 +253,8 @@ def write_doc(out: Path, runs: dict[str, list[Run]], args, seconds: float) -> No
     df_main, df_grid = frame(runs["main"]), frame(runs["grid"])
     summary = experiment.summarise(df_main.drop(columns=["w_mmd", "w_pair"]))
     csv = out.with_name("results.csv")
-    pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"]).to_csv(csv, index=False)
+    table = pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"])
+    atomic_write_text(csv, table.to_csv(index=False))
     cmd = "python -m fascore results " + shlex.join(sys.argv[2:])
     epochs = RunConfig.from_dict(runs["main"][0].config()).epochs if runs["main"] else "?"
     n_runs = len({r.id for r in every})
@@ -312,10 +314,13 @@ few-shot regime) and the alignment terms each method minimised on its training b
 
 {diagnosis(runs["main"])}
 """
-    out.write_text(text)
+    atomic_write_text(out, text)
 
 
-def _results(args: argparse.Namespace) -> int:
+def write_results(args) -> Path:
+    """Train (or reuse) every sweep's runs, then write ``args.out`` and ``results.csv`` beside it.
+
+    ``args`` holds ``preset, seeds, grid_seeds, epochs, out, collect_only`` (the CLI's flags)."""
     t0 = time.time()
     base = base_config(args.preset, args.epochs)
     store = RunStore()
@@ -326,20 +331,4 @@ def _results(args: argparse.Namespace) -> int:
         runs = {k: train_all(v, store) for k, v in configs.items()}
     out = Path(args.out)
     write_doc(out, runs, args, time.time() - t0)
-    print(f"wrote {out}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "results", help="train/reuse the demo protocol's sweeps and write docs/results.md"
-    )
-    p.add_argument("--preset", default="demo")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--grid-seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--out", default="docs/results.md")
-    p.add_argument(
-        "--collect-only", action="store_true", help="write the page from finished runs only"
-    )
-    p.set_defaults(func=_results)
+    return out

@@ -31,10 +31,14 @@ import numpy as np
 import pandas as pd
 
 from fascore.config import RunConfig
+from fascore.data.protocols import load_manifests
+from fascore.data.synth.cache import ensure_preset_data
+from fascore.devices import resolve_device, slot_count
 from fascore.errors import FascoreError
 from fascore.eval import experiment
 from fascore.jobs import control
 from fascore.jobs.launchers import LAUNCHERS
+from fascore.jobs.plan import plan_runs
 from fascore.registry import Registry
 from fascore.runs import ACTIVE_STATES, Run, RunStore
 
@@ -52,18 +56,15 @@ def plan_sweep(
     _check_domains(base)
     plan: dict[str, RunConfig] = {}
     for k in shots:
-        for cfg in control.plan_runs(base.replace(shots=k), methods, seeds):
+        for cfg in plan_runs(base.replace(shots=k), methods, seeds):
             plan.setdefault(cfg.run_id(), cfg)
     return sorted(plan.values(), key=lambda c: c.teacher is not None)
 
 
 def _check_domains(base: RunConfig) -> None:
     """Refuse, before anything starts, a sweep whose domains the manifests do not hold."""
-    from fascore.data.protocols import load_manifests
-    from fascore.jobs.demo import ensure_demo_data
-
     base.check()
-    ensure_demo_data(base.data)
+    ensure_preset_data(base.data)
     found = set(load_manifests([Path(p) for p in base.data])["domain"])
     missing = [d for d in (*base.source_domains, base.target_domain) if d not in found]
     if missing:
@@ -84,7 +85,7 @@ def submit_plan(
 
 
 def _slots(configs: list[RunConfig]) -> int:
-    return control.slot_count(control.resolve_device(configs[0].device)) if configs else 1
+    return slot_count(resolve_device(configs[0].device)) if configs else 1
 
 
 @PLAN_LAUNCHERS.register("local")

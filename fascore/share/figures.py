@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from scipy.stats import norm
+from scipy.special import (
+    ndtri,  # the normal quantile (= scipy.stats.norm.ppf, 10x faster to import)
+)
 
-from fascore.eval import metrics
+from fascore import metrics
 from fascore.eval.compare import METRICS
 
 #: One fixed colour per model role, so teacher and student look the same on every figure.
@@ -107,7 +109,7 @@ def det_figure(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "
 
 def _probit(p: np.ndarray) -> np.ndarray:
     """Normal deviate of a rate, clipped to the DET axes so that 0 and 1 stay on the plot."""
-    return norm.ppf(np.clip(np.asarray(p, dtype=float), DET_RANGE[0], DET_RANGE[1]))
+    return ndtri(np.clip(np.asarray(p, dtype=float), DET_RANGE[0], DET_RANGE[1]))
 
 
 def score_histogram(
@@ -258,7 +260,7 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None) -> str:
 def metrics_table(finals: dict[str, dict]) -> pd.DataFrame:
     """One row per run: each compared metric with its 95 % interval, the threshold and counts.
 
-    ``finals[name]`` is a ``fascore.eval.metrics.evaluate`` block (e.g. final.json's target_test).
+    ``finals[name]`` is a ``fascore.metrics.evaluate`` block (e.g. final.json's target_test).
     """
     rows = []
     for name, block in finals.items():

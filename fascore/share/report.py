@@ -9,66 +9,24 @@ epoch and the chosen Grad-CAMs. ``python -m fascore report RUN... --out FILE.htm
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from PIL import Image
 
-from fascore.data.decode import decode_image, to_rgb
+from fascore.atomic import atomic_write_text
 from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
 from fascore.runs import Run
 from fascore.share import figures
 from fascore.share.figures import delta_table, metrics_table, mmd_epochs, mmd_table, sampling_line
-
-DASHBOARD_URL = "http://127.0.0.1:8501"  # streamlit's default address under .streamlit/config.toml
-DASHBOARD_PAGES = ("overview", "train", "compare", "alignment", "gradcam", "report")
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;
-padding:0 1em;color:#222}h1{font-size:1.7em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
-margin-top:2em}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}td,th{border:1px solid
-#ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}pre{background:#f7f7f7;padding:.6em;
-overflow:auto;font-size:.85em}.note{color:#666;font-size:.9em}.cams{display:flex;flex-wrap:wrap;
-gap:1em}.cams figure{margin:0}.cams img{width:160px;image-rendering:pixelated}code{font-size:.9em}
-"""
-
-
-@dataclass
-class Panel:
-    """One Grad-CAM sample: images by label (``"input"``, ``"teacher"``, ``"student"``) and one
-    caption per image (e.g. the model's spoof score)."""
-
-    title: str
-    images: dict[str, np.ndarray | Image.Image | bytes]
-    captions: dict[str, str] = field(default_factory=dict)
-
-
-def png_bytes(image: np.ndarray | Image.Image | bytes) -> bytes:
-    """PNG bytes of an RGB image: uint8 (H, W, 3) or (3, H, W) array, PIL image or PNG bytes."""
-    if isinstance(image, bytes):
-        return image
-    if isinstance(image, np.ndarray):
-        arr = image.transpose(1, 2, 0) if image.ndim == 3 and image.shape[0] == 3 else image
-        image = Image.fromarray(np.ascontiguousarray(arr).astype(np.uint8))
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def data_uri(image: np.ndarray | Image.Image | bytes) -> str:
-    """A ``data:image/png;base64,...`` URI: the report embeds images, it never links them."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+from fascore.share.htmldoc import HtmlDoc, data_uri
+from fascore.share.links import deep_link
+from fascore.share.samples import Panel
 
 
 def run_names(runs: Sequence[Run]) -> list[str]:
@@ -85,144 +43,6 @@ def run_names(runs: Sequence[Run]) -> list[str]:
     return [r.id for r in runs]
 
 
-class _Doc:
-    """An HTML body under construction; inlines plotly.js with the first figure only."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.n_figures = 0
-
-    def add(self, markup: str) -> None:
-        self.parts.append(markup)
-
-    def h(self, level: int, text: str) -> None:
-        self.add(f"<h{level}>{html.escape(text)}</h{level}>")
-
-    def p(self, text: str, cls: str = "") -> None:
-        self.add(
-            f'<p class="{cls}">{html.escape(text)}</p>' if cls else f"<p>{html.escape(text)}</p>"
-        )
-
-    def table(self, df: pd.DataFrame) -> None:
-        self.add(df.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0))
-
-    def json(self, obj: object, summary: str | None = None) -> None:
-        """A JSON block; with ``summary``, folded under it (long records stay one line)."""
-        block = f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>"
-        if summary:
-            block = f"<details><summary>{html.escape(summary)}</summary>{block}</details>"
-        self.add(block)
-
-    def figure(self, fig: go.Figure) -> None:
-        self.add(
-            fig.to_html(
-                full_html=False,
-                include_plotlyjs=self.n_figures == 0,
-                config={"displaylogo": False, "responsive": True},
-            )
-        )
-        self.n_figures += 1
-
-    def html(self, title: str) -> str:
-        return (
-            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(self.parts)
-            + "</body></html>"
-        )
-
-
-def explain_images(
-    models: dict, images: Sequence[Image.Image], titles: Sequence[str], alpha: float = 0.5
-) -> list[Panel]:
-    """Grad-CAM of every model on each image (``fascore.eval.analysis.gradcam.explain_samples``):
-    one ``Panel`` per image with the input and one overlay per model, captioned with P(spoof).
-
-    Images are resized to the first model's input size, so images of any size batch together.
-    """
-    from fascore.eval.analysis.gradcam import explain_samples
-
-    size = getattr(next(iter(models.values())), "input_size", None) or 64
-    batch = np.stack(
-        [np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images]
-    ).transpose(0, 3, 1, 2)
-    out = explain_samples(models, batch, alpha=alpha)
-    panels = []
-    for i, title in enumerate(titles):
-        imgs = {"input": out["images"][i], **{m: out[m]["overlay"][i] for m in models}}
-        caps = {m: f"P(spoof) {out[m]['score'][i]:.2f}" for m in models}
-        panels.append(Panel(title, imgs, caps))
-    return panels
-
-
-def gradcam_panels(run: Run, rows: pd.DataFrame, alpha: float = 0.5) -> list[Panel]:
-    """Grad-CAM panels of the run's models (teacher and, for a student, student) on the images of
-    ``rows`` (a scores or errors table, e.g. from ``pick_samples``)."""
-    if rows.empty:
-        return []
-    from fascore.train.loop import load_models  # torch: only when Grad-CAMs are asked for
-
-    images = [open_image(p) for p in rows["path"]]
-    titles = [sample_title(r) for r in rows.itertuples()]
-    return explain_images(load_models(run), images, titles, alpha)
-
-
-def open_image(path: str | Path) -> Image.Image:
-    """An image from a scores/errors ``path``, or a ``FascoreError`` if it moved or is damaged."""
-    try:
-        return decode_image(path)
-    except (OSError, SyntaxError, ValueError):
-        raise FascoreError(
-            f"cannot read {path}; the data set moved or changed since the run was scored"
-        ) from None
-
-
-def sample_title(row: object) -> str:
-    """``sample 12 · spoof/print · phone · false_accept (student)`` from a scores or errors row
-    (an ``itertuples`` row)."""
-    kind = getattr(row, "kind", "")
-    if kind and getattr(row, "model", ""):
-        kind = f"{kind} ({row.model})"
-    return " · ".join(
-        str(x)
-        for x in (
-            f"sample {row.sample}",
-            f"{row.label}/{row.attack}",
-            getattr(row, "domain", ""),
-            kind,
-        )
-        if x
-    )
-
-
-def pick_samples(errors: pd.DataFrame | None, k: int) -> pd.DataFrame:
-    """Up to ``k`` error rows for Grad-CAM, disagreements first, then false accepts and false
-    rejects, one per path, largest teacher-student score gap first within a kind."""
-    if errors is None or errors.empty or k <= 0:
-        return pd.DataFrame()
-    order = {"disagree": 0, "false_accept": 1, "false_reject": 2}
-    gap = (
-        errors.get("student_score", errors["score"]) - errors.get("teacher_score", errors["score"])
-    ).abs()
-    ranked = errors.assign(_o=errors["kind"].map(order).fillna(3), _g=-gap)
-    ranked = ranked.sort_values(["_o", "_g"], kind="stable").drop_duplicates("path")
-    return ranked.head(k).drop(columns=["_o", "_g"]).reset_index(drop=True)
-
-
-def deep_link(base: str | None, page: str, **params: object) -> str:
-    """The dashboard URL of one view of one run, e.g. ``root/compare?run=...&teacher=...``.
-
-    ``base`` is the dashboard's root URL or the URL of any of its pages as the browser shows it
-    (its query and a trailing page name are dropped). Parameters that are None are left out.
-    """
-    root = (base or DASHBOARD_URL).split("?", 1)[0].rstrip("/")
-    head, _, last = root.rpartition("/")
-    if last in DASHBOARD_PAGES and head.count("/") >= 2:
-        root = head
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return f"{root}/{page}" + (f"?{query}" if query else "")
-
-
 def _target_set(run: Run, role: str = "target"):
     """The run's own ``role`` test scores at its scoring level, or None when not scored yet."""
     scores = run.read_table("scores")
@@ -235,7 +55,7 @@ def _target_set(run: Run, role: str = "target"):
     return score_sets(part.assign(score_run=part["score"]), ["run"], level)["run"]
 
 
-def _protocol_section(doc: _Doc, runs: Sequence[Run], names: list[str]) -> None:
+def _protocol_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str]) -> None:
     doc.h(2, "Protocol")
     cfgs = [r.config() for r in runs]
     finals = [r.read_json("final") or {} for r in runs]
@@ -287,7 +107,7 @@ def _shots_summary(shots: dict | None) -> dict:
     }
 
 
-def _metrics_section(doc: _Doc, runs: Sequence[Run], names: list[str], n_boot: int) -> None:
+def _metrics_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str], n_boot: int) -> None:
     doc.h(2, "Metrics")
     for role in ("target", "source"):
         finals = {
@@ -306,7 +126,7 @@ def _metrics_section(doc: _Doc, runs: Sequence[Run], names: list[str], n_boot: i
             doc.table(delta_table(compare_runs(teacher[1], run).deltas(n_boot)))
 
 
-def _curves_section(doc: _Doc, runs: Sequence[Run], names: list[str]) -> None:
+def _curves_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str]) -> None:
     sets = {n: _target_set(r) for n, r in zip(names, runs, strict=True)}
     sets = {n: (s.y, s.score) for n, s in sets.items() if s is not None}
     if not sets:
@@ -327,7 +147,7 @@ def _curves_section(doc: _Doc, runs: Sequence[Run], names: list[str]) -> None:
         doc.figure(figures.score_histogram(parts, by, thresholds, f"Test scores by {by}"))
 
 
-def _alignment_section(doc: _Doc, run: Run, name: str) -> None:
+def _alignment_section(doc: HtmlDoc, run: Run, name: str) -> None:
     projection, alignment = run.read_table("projection"), run.read_json("alignment")
     if projection is None and alignment is None:
         return
@@ -346,7 +166,7 @@ def _alignment_section(doc: _Doc, run: Run, name: str) -> None:
     doc.p(f"Sampling: {sampling_line(alignment)}.", "note")
 
 
-def _gradcam_section(doc: _Doc, panels: Sequence[Panel]) -> None:
+def _gradcam_section(doc: HtmlDoc, panels: Sequence[Panel]) -> None:
     if not panels:
         return
     doc.h(2, "Grad-CAM on spoof decisions")
@@ -379,7 +199,7 @@ def build_report(
         raise FascoreError("every run asked for is unreadable: " + _unreadable_line(left_out))
     names = run_names(runs)
     title = title or f"fascore report: {', '.join(names)}"
-    doc = _Doc()
+    doc = HtmlDoc()
     doc.h(1, title)
     doc.p(
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} by fascore from the run folders below.",
@@ -433,5 +253,5 @@ def write_report(out: str | Path, runs: Sequence[Run], **kwargs: object) -> Path
     if target.suffix.lower() not in (".html", ".htm"):
         raise FascoreError(f"{target} should end in .html (the report is one HTML file)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(build_report(runs, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
+    atomic_write_text(target, build_report(runs, **kwargs))  # type: ignore[arg-type]
     return target

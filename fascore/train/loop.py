@@ -19,46 +19,33 @@ import contextlib
 import math
 import os
 import time
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
+from fascore import metrics
 from fascore.config import RunConfig
-from fascore.data.images import FaceBatches, normalize, normalize_bytes_
+from fascore.data.images import FaceBatches, normalize_bytes_
 from fascore.data.manifest import read_preprocessing
+from fascore.devices import device_slot, resolve_device
 from fascore.errors import FascoreError
-from fascore.eval import metrics
 from fascore.progress import Progress
 from fascore.runs import CancelRequested, Run, RunStore
 from fascore.train import regimes
-from fascore.train.checkpoint import load_checkpoint, save_checkpoint
+from fascore.train.checkpoint import (
+    load_best,
+    load_checkpoint,
+    load_run_model,
+    save_best,
+    save_checkpoint,
+)
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
-from fascore.train.trainset import (
-    TrainData,
-    clamp_batch,
-    load_train_data,
-    score_frame,
-    target_metrics_problem,
-    wait_for_teacher,
-)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a clear error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FascoreError(
-            f"device {name!r} asked for, but CUDA is not available; use --device cpu"
-        )
-    return dev
+from fascore.train.scoring import evaluate_scores, score_frame
+from fascore.train.teacher import wait_for_teacher
+from fascore.train.trainset import TrainData, clamp_batch, load_train_data, target_metrics_problem
 
 
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
@@ -83,40 +70,15 @@ def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASM
     return model, teacher
 
 
-def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
-    """The selected weights of a finished run, in eval mode (``weights_only`` loading)."""
-    cfg = RunConfig.from_dict(run.config())
-    if not run.has("best"):
-        raise FascoreError(f"run {run.id} has no trained weights yet (state: {run.state()})")
-    try:
-        state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-        model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
-        model.load_state_dict(state["model"])
-    except (RuntimeError, OSError, KeyError, EOFError, ValueError) as err:
-        raise FascoreError(
-            f"the weights of run {run.id} are damaged ({type(err).__name__}); retrain the run"
-        ) from None
-    return model.to(device).eval()
-
-
-def load_models(run: Run, device: str | torch.device = "cpu") -> dict[str, FASModel]:
-    """A run's models in eval mode: ``teacher`` and, for a student run, ``student``."""
-    cfg = RunConfig.from_dict(run.config())
-    own = load_run_model(run, device)
-    if METHODS.get(cfg.method).role == "teacher":
-        return {"teacher": own}
-    out = {"student": own}
-    if cfg.teacher:
-        out = {"teacher": load_run_model(RunStore(run.path.parent).get(cfg.teacher), device), **out}
-    return out
-
-
-def preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``(B,3,H,W)`` -> float ``(B,3,size,size)`` normalised as in training."""
-    x = images.float().div(255.0)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-    return normalize(x)
+def make_method(
+    cfg: RunConfig, model: FASModel, teacher: FASModel | None, device: torch.device
+) -> Method:
+    """The run's method on ``device``, with mixed precision (and its grad scaler) on CUDA when
+    ``cfg.amp`` asks for it: the one place the trainer's AMP path is set up."""
+    method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
+    method.amp = bool(cfg.amp and device.type == "cuda")
+    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    return method
 
 
 @torch.no_grad()
@@ -199,20 +161,34 @@ def _select(run: Run, cfg: RunConfig, method: Method, record: dict, best: dict) 
         score = regimes.selection_value(record, regimes.selection_rule(regime, cfg.select))
         if regime not in best or score <= best[regime]["score"]:
             best[regime] = {"epoch": record["epoch"], "score": score}
-            key = _weights_key(cfg, regime)
-            torch.save(
-                {"model": method.model.state_dict(), "epoch": record["epoch"]}, _tmp(run, key)
-            )
-            _tmp(run, key).replace(run.file(key))
+            save_best(run, method.model, record["epoch"], _weights_key(cfg, regime))
     return best
 
 
-def train(
-    config: RunConfig, store: RunStore | None = None, *, resume: bool = False, progress: bool = True
-) -> Run:
-    """Train ``config`` into its run folder and return the run (see the module docstring)."""
-    from fascore.jobs.control import device_slot  # the job queue: one run per device slot
+class Analysis(Protocol):
+    """The analysis a higher layer passes in (``fascore.eval.analysis.hooks.RunAnalysis``)."""
 
+    def start(self, run: Run, samples: pd.DataFrame, images: torch.Tensor, seed: int) -> None: ...
+
+    def epoch(self, epoch: int, models: dict[str, FASModel]) -> float | None: ...
+
+    def finish(self, run: Run, models: dict[str, FASModel], samples: pd.DataFrame,
+               images: torch.Tensor, *, device: str, seed: int,
+               threshold: float | None) -> None: ...  # fmt: skip
+
+
+def train(
+    config: RunConfig,
+    store: RunStore | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    analysis: Analysis | None = None,
+) -> Run:
+    """Train ``config`` into its run folder and return the run (see the module docstring).
+
+    ``analysis`` runs when ``config.analysis`` is on: per epoch, then after the final scoring.
+    """
     config.check()
     store = store or RunStore()
     run = store.run(config.run_id())
@@ -229,9 +205,10 @@ def train(
         run.update_status(state="queued", message="starting", finished=None, **who)
         try:
             teacher_run = wait_for_teacher(run, config, store)
-            device = resolve_device(config.device)
+            device = torch.device(resolve_device(config.device))
             with device_slot(run, str(device)):
-                _train(run, config, teacher_run, device, resume, progress)
+                hooks = analysis if config.analysis else None
+                _train(run, config, teacher_run, device, resume, progress, hooks)
             if why := target_metrics_problem(run):  # a run without target metrics is not done
                 run.unmark_done()
                 raise FascoreError(why)
@@ -279,20 +256,19 @@ def _fail(run: Run, message: str) -> None:
         run.update_status(state="failed", message=message, finished=time.time())
 
 
-def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool) -> None:
+def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool, hooks) -> None:
     torch.manual_seed(cfg.seed)
     run.update_status(state="running", started=time.time(), message="loading data")
     data = load_train_data(cfg, run)
     cfg = clamp_batch(cfg, data, run.log)
     model, teacher = build_model(cfg, teacher_run)
-    method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
-    method.amp = bool(cfg.amp and device.type == "cuda")
-    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    method = make_method(cfg, model, teacher, device)
     n_steps = steps_per_epoch(cfg, data)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
     streams = _streams(cfg, method, data, device)
     live = [s for s in streams if s is not None]
-    tracker = data.epoch_tracker(run) if cfg.analysis else None
+    if hooks is not None:
+        hooks.start(run, *data.analysis_samples(), seed=cfg.seed)
     start_epoch, best = 0, {}
     if resume and run.has("checkpoint"):
         start_epoch, best = load_checkpoint(run, method, sched, live)
@@ -305,15 +281,11 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     bar.skip(start_epoch * n_steps)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)
-        record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker)
+        record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks)
         best = _select(run, cfg, method, record, best)
         save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
-    _finish(run, cfg, method, teacher, data, device, best, tracker)
-
-
-def _tmp(run: Run, key: str):
-    return run.file(key).with_name(f".{run.file(key).name}.{os.getpid()}.tmp")
+    _finish(run, cfg, method, data, device, best, hooks)
 
 
 def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float]:
@@ -350,7 +322,7 @@ def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float
     return means
 
 
-def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> dict:
+def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks) -> dict:
     model = method.model
     record = {
         "epoch": epoch,
@@ -361,11 +333,8 @@ def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> 
         "target_dev": dev_summary(model, data, "target_dev", device, cfg.level),
         "mmd": None,
     }
-    if tracker is not None:
-        models = {"teacher": method.teacher or model}
-        if method.role == "student":
-            models["student"] = model
-        record["mmd"] = tracker.update(epoch, models)
+    if hooks is not None:
+        record["mmd"] = hooks.epoch(epoch, _models(method))
     run.append_metrics(record)
     status = run.status().get("progress") or {}
     status["mmd"] = record["mmd"]
@@ -383,26 +352,30 @@ def _regime_results(run, cfg, method, data, device, best) -> tuple[dict, pd.Data
     for regime in sorted(regimes.REGIMES, key=lambda r: r != head):  # the headline first
         epoch = best[regime]["epoch"]
         if epoch not in tables:
-            state = torch.load(
-                run.file(_weights_key(cfg, regime)), map_location="cpu", weights_only=True
-            )
-            method.model.load_state_dict(state["model"])
+            method.model.load_state_dict(load_best(run, _weights_key(cfg, regime)))
             method.model.eval()
             tables[epoch] = score_frame(
                 data, lambda r: predict_scores(method.model, data, r, device)
             )
-        res = data.evaluate(tables[epoch], cfg, regime)
+        res = evaluate_scores(data, tables[epoch], cfg, regime)
         rule = regimes.selection_rule(regime, cfg.select)
         name = regimes.display_name(regime, cfg.shots, uses_target)
         out[name] = {"regime": regime, "selection": rule, "selected_epoch": epoch, **res}
     head_epoch = best[head]["epoch"]
-    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-    method.model.load_state_dict(state["model"])  # analysis uses the headline's weights
+    method.model.load_state_dict(load_best(run))  # analysis uses the headline's weights
     method.model.eval()
     return out, tables[head_epoch]
 
 
-def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
+def _models(method: Method) -> dict[str, FASModel]:
+    """The models the analysis looks at: the teacher and, for a student run, the student."""
+    models = {"teacher": method.teacher or method.model}
+    if method.role == "student":
+        models["student"] = method.model
+    return models
+
+
+def _finish(run, cfg, method, data, device, best, hooks) -> None:
     run.update_status(message="scoring the test sets")
     results, scores = _regime_results(run, cfg, method, data, device, best)
     run.write_table("scores", scores)
@@ -424,24 +397,12 @@ def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
     run.write_json("final", final)
     hter = (final.get("target_test") or {}).get("hter")
     run.log(f"{final['regime']}: selected epoch {head['selected_epoch']}; target test HTER {hter}")
-    if tracker is not None:
-        from fascore.eval.analysis import analyse_run
-
+    if hooks is not None:
         run.update_status(message="analysing embeddings")
-        models = {"teacher": teacher or method.model}
-        if method.role == "student":
-            models["student"] = method.model
-        tracker.finish()
         samples, images = data.analysis_samples()
-        analyse_run(
-            run,
-            models,
-            samples,
-            images,
-            device=str(device),
-            seed=cfg.seed,
-            threshold=(final.get("target_test") or {}).get("threshold"),
-        )
+        threshold = (final.get("target_test") or {}).get("threshold")
+        hooks.finish(run, _models(method), samples, images, device=str(device), seed=cfg.seed,
+                     threshold=threshold)  # fmt: skip
     run.update_status(
         state="done",
         message="done",

@@ -220,7 +220,7 @@ def create_model(
 
 def _tv():
     """torchvision's model zoo, imported on first use (about 1 s; alexnet_mini never needs it)."""
-    from torchvision import models
+    from torchvision import models  # start-up cost (see the docstring)
 
     return models
 

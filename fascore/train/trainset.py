@@ -1,4 +1,4 @@
-"""The data of one run: manifests -> protocol parts -> decoded images, and the PAD evaluation.
+"""The data of one run: manifests -> protocol parts -> decoded images.
 
 Parts (column ``part``): ``source_train``, ``source_dev``, ``source_test`` (the source domains'
 splits), ``target_train`` (only the k sampled shots), ``target_dev`` and ``target_test``. The
@@ -7,7 +7,6 @@ target's unsampled training rows are never loaded, so a method cannot see more t
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,27 +17,10 @@ from fascore.config import RunConfig
 from fascore.data.fewshot import sample_shots
 from fascore.data.images import ImageArray, load_images
 from fascore.data.protocols import load_manifests
+from fascore.data.synth.cache import ensure_preset_data
 from fascore.errors import FascoreError
-from fascore.eval import metrics
-from fascore.runs import CancelRequested, Run, RunStore
-from fascore.train import regimes
+from fascore.runs import Run
 from fascore.train.methods import METHODS
-
-#: Columns of the per-sample scores table (see docs/run-folder.md).
-SCORE_COLUMNS = [
-    "sample",
-    "path",
-    "domain",
-    "role",
-    "split",
-    "label",
-    "y",
-    "attack",
-    "subject",
-    "video",
-    "score",
-]
-TEACHER_WAIT_S = 2.0
 
 
 def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict]:
@@ -80,12 +62,6 @@ class TrainData:
         mask = (self.frame["part"] == part).to_numpy() & self.images.ok.numpy()
         return np.flatnonzero(mask)
 
-    def epoch_tracker(self, run: Run):
-        from fascore.eval.analysis import EpochTracker
-
-        samples, images = self.analysis_samples()
-        return EpochTracker(run, samples, images, seed=int(run.config().get("seed", 0)))
-
     def analysis_samples(self) -> tuple[pd.DataFrame, object]:
         """The source and target test rows, with their decoded images, for the analysis."""
         rows = np.concatenate([self.rows("source_test"), self.rows("target_test")])
@@ -93,43 +69,11 @@ class TrainData:
         cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video"]
         return samples[cols].reset_index(drop=True), self.images.images[rows]
 
-    def evaluate(self, scores: pd.DataFrame, cfg: RunConfig, regime: str) -> dict:
-        """PAD metrics of one regime (see ``fascore.train.regimes``) from one set of scores.
-
-        The target test set is scored at the EER threshold of the regime's dev split (source dev
-        for few-shot, target dev for target-dev); the source test set at the source dev's.
-        Returns ``{"target_test", "source_test", "label_budget", "threshold_from"}`` (a test
-        entry is missing where its dev or test split lacks a class).
-        """
-
-        def part(role: str, split: str) -> metrics.ScoreSet | None:
-            sub = scores[(scores["role"] == role) & (scores["split"] == split)]
-            return metrics.ScoreSet.from_frame(sub) if sub["y"].nunique() == 2 else None
-
-        uses_target = METHODS.get(cfg.method).uses_target
-        source_from = regimes.THRESHOLD_FROM[regime]
-        out = {
-            "threshold_from": source_from,
-            "label_budget": regimes.label_budget(self.frame, regime, cfg.select, uses_target),
-        }
-        pairs = {
-            "target_test": (part(*source_from.split("_")), part("target", "test")),
-            "source_test": (part("source", "dev"), part("source", "test")),
-        }
-        for key, (dev, test) in pairs.items():
-            if dev is not None and test is not None:
-                out[key] = metrics.evaluate(
-                    dev, test, level=cfg.level, n_boot=cfg.n_boot, seed=cfg.seed
-                )
-        return out
-
 
 def load_train_data(cfg: RunConfig, run: Run) -> TrainData:
     """Read, split, sample shots and decode the images (cached in the store's ``.cache``)."""
-    from fascore.jobs.demo import ensure_demo_data
-
     run.update_status(message="preparing the data")
-    ensure_demo_data(cfg.data)
+    ensure_preset_data(cfg.data)
     frame, shots = protocol_parts(load_manifests([Path(p) for p in cfg.data]), cfg)
     run.write_json("shots", shots)
     cache = run.path.parent / ".cache"
@@ -206,56 +150,3 @@ def target_metrics_problem(run: Run) -> str | None:
         f"no target metrics: {reason}, and the threshold's dev split and the test split need "
         "live and spoof images. Fix the manifest's splits (`python -m fascore validate`)"
     )
-
-
-def score_frame(data: TrainData, predict) -> pd.DataFrame:
-    """Scores of every dev and test row (source and target) from ``predict(rows) -> scores``."""
-    rows = np.concatenate(
-        [data.rows(p) for p in ("source_dev", "source_test", "target_dev", "target_test")]
-    )
-    df = data.frame.iloc[rows].assign(sample=rows, path=lambda d: d["abspath"])
-    df["score"] = predict(rows) if len(rows) else []
-    return df[SCORE_COLUMNS].reset_index(drop=True)
-
-
-def check_teacher(cfg: RunConfig, teacher: Run) -> None:
-    """Refuse a teacher run that cannot teach ``cfg``: unreadable, itself a student, trained on
-    other source domains or at another image size (the CLI, ``plan_runs`` and the dashboard all
-    come through here)."""
-    if why := teacher.problem():
-        raise FascoreError(f"teacher run {teacher.id} is unreadable: {why}")
-    tcfg = teacher.config()
-    method = tcfg.get("method")
-    if method not in METHODS or METHODS.get(method).role != "teacher":
-        raise FascoreError(
-            f"run {teacher.id} ({method}) is not a teacher: pick a source_only run as --teacher"
-        )
-    sources = tuple(tcfg.get("source_domains") or ())
-    if sources != tuple(cfg.source_domains):
-        raise FascoreError(
-            f"teacher {teacher.id} was trained on {'+'.join(sources) or 'nothing'}, not "
-            f"{'+'.join(cfg.source_domains)}; pick a matching teacher or train a new one"
-        )
-    if tcfg.get("image_size") != cfg.image_size:
-        raise FascoreError(
-            f"teacher {teacher.id} takes {tcfg.get('image_size')}px images, this run "
-            f"{cfg.image_size}px; use --image-size {tcfg.get('image_size')} or a matching teacher"
-        )
-
-
-def wait_for_teacher(run: Run, cfg: RunConfig, store: RunStore) -> Run | None:
-    """A student waits (state queued) until its teacher run is done; None for teacher-less runs."""
-    if not METHODS.get(cfg.method).needs_teacher:
-        return None
-    if not cfg.teacher:
-        raise FascoreError(f"method {cfg.method!r} needs a teacher run: pass --teacher RUN_ID")
-    teacher = store.get(cfg.teacher)
-    check_teacher(cfg, teacher)
-    while (state := teacher.state()) != "done":
-        if state in ("failed", "cancelled", "interrupted"):
-            raise FascoreError(f"teacher run {teacher.id} is {state}; resume or retrain it first")
-        if run.cancel_requested():
-            raise CancelRequested()
-        run.update_status(state="queued", message=f"waiting for teacher {teacher.id}")
-        time.sleep(TEACHER_WAIT_S)
-    return teacher

@@ -8,17 +8,22 @@ small-CNN calibration to the datasheet of the folder it calibrates).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pandas as pd
 
+from fascore.atomic import atomic_write_text
 from fascore.data.synth.domains import DOMAINS
-
-if TYPE_CHECKING:
-    from fascore.data.synth.generate import SynthSpec
 
 DATASHEET_NAME = "datasheet.md"
 MEAN_RGB = ["mean_r", "mean_g", "mean_b"]
+
+
+class SpecLike(Protocol):
+    """What the datasheet reads of a ``generate.SynthSpec`` (no import: generate imports us)."""
+
+    image_size: int
+    domains: tuple[str, ...]
 
 
 def counts_table(df: pd.DataFrame) -> str:
@@ -44,7 +49,7 @@ def colour_baseline(df: pd.DataFrame) -> dict[str, float]:
 
     Near 0.5 means the mean colour alone does not tell live from spoof; the images must be read.
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # start-up cost: scikit-learn ~2 s
     from sklearn.metrics import roc_auc_score
 
     out = {}
@@ -69,7 +74,7 @@ def domains_section(names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write(out: Path, df: pd.DataFrame, spec: SynthSpec, key: dict) -> Path:
+def write(out: Path, df: pd.DataFrame, spec: SpecLike, key: dict) -> Path:
     """Write ``datasheet.md`` in ``out`` from the generated rows (with their mean RGB)."""
     base = colour_baseline(df)
     base_md = ", ".join(f"{d} {auc:.2f}" for d, auc in base.items()) or "n/a (one class only)"
@@ -101,5 +106,5 @@ cross-domain AUC, first- and last-epoch) is written by `python -m bench.bench_sy
 into docs/synthfas.md and below, when run on this folder.
 """
     target = out / DATASHEET_NAME
-    target.write_text(text)
+    atomic_write_text(target, text)
     return target

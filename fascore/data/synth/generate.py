@@ -20,6 +20,7 @@ import cv2
 import pandas as pd
 from PIL import Image
 
+from fascore.atomic import atomic_write_text
 from fascore.data.manifest import (
     MANIFEST_NAME,
     PREPROCESSING_NAME,
@@ -233,9 +234,7 @@ def read_state(out: Path) -> dict | None:
 
 
 def _write_state(out: Path, state: dict) -> None:
-    tmp = out / (STATE_NAME + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    tmp.replace(out / STATE_NAME)
+    atomic_write_text(out / STATE_NAME, json.dumps(state, indent=2, sort_keys=True))
 
 
 def _is_fresh(out: Path, spec: SynthSpec, key: dict) -> bool:

@@ -18,11 +18,13 @@ in ``notes``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.special import ndtri  # the normal quantile, without importing scipy.stats (~2 s)
 
 from fascore.data.manifest import LIVE_ATTACK
 from fascore.errors import FascoreError
@@ -107,11 +109,16 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
     y = np.asarray(y).reshape(-1)
     if not _both_classes(y):
         return NAN
-    from scipy.stats import rankdata  # here: scipy.stats costs ~0.5 s to import
-
-    ranks = rankdata(s)
+    ranks = _average_ranks(np.asarray(s, dtype=np.float64).reshape(-1))
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(s: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank (``scipy.stats.rankdata``'s default)."""
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    below = np.cumsum(counts) - counts
+    return (below + (counts + 1) / 2)[inv]
 
 
 def eer(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
@@ -162,10 +169,8 @@ def det_points(
     fpr, tpr, _ = roc_points(y, s)
     apcer, bpcer = 1.0 - tpr, fpr
     if probit:
-        from scipy.stats import norm
-
-        apcer = norm.ppf(np.clip(apcer, eps, 1 - eps))
-        bpcer = norm.ppf(np.clip(bpcer, eps, 1 - eps))
+        apcer = ndtri(np.clip(apcer, eps, 1 - eps))
+        bpcer = ndtri(np.clip(bpcer, eps, 1 - eps))
     return apcer, bpcer
 
 
@@ -305,6 +310,68 @@ def _boot_auc(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray, chunk: int
         below = np.cumsum(wl, axis=1) - wl
         with np.errstate(invalid="ignore", divide="ignore"):
             out[lo : lo + step] = (ws * (below + wl / 2)).sum(1) / (ws.sum(1) * wl.sum(1))
+    return out
+
+
+def _weighted_levels(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray):
+    """Bootstrap-weighted spoof and live counts per distinct score, highest score first: (B, L)."""
+    levels, s_inv = np.unique(scores.score, return_inverse=True)
+    shape = (weights.shape[1], len(levels))
+    spoof = sparse.csr_matrix((scores.y.astype(float), (inv, s_inv)), shape=shape)
+    live = sparse.csr_matrix(((1 - scores.y).astype(float), (inv, s_inv)), shape=shape)
+    return (spoof.T @ weights.T).T[:, ::-1], (live.T @ weights.T).T[:, ::-1]
+
+
+def _boot_eer(scores: ScoreSet, weights: np.ndarray, inv: np.ndarray) -> dict[str, np.ndarray]:
+    """Replicate ``eer_test`` and ``hter_oracle`` (HTER at each replicate's own EER threshold).
+
+    Per replicate, the weighted ROC (one point per distinct score, as :func:`roc_points`), the
+    EER interpolated as :func:`eer` does, and the decisions of :func:`eer`'s threshold: the ROC
+    point with the smallest ``|APCER - BPCER|`` (the one that flags more on a tie of signs; the
+    midpoint threshold makes exactly its decisions). A distinct score absent from a replicate
+    repeats the point before it, which changes none of these values.
+    """
+    ws, wl = _weighted_levels(scores, weights, inv)
+    zero = np.zeros((len(weights), 1))
+    tps, fps = np.hstack([zero, np.cumsum(ws, 1)]), np.hstack([zero, np.cumsum(wl, 1)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr, fpr = tps / tps[:, -1:], fps / fps[:, -1:]
+    diff = (1.0 - tpr) - fpr
+    rows = np.arange(len(weights))
+    k = np.argmax(diff <= 0, axis=1)
+    d_k, d_prev = diff[rows, k], diff[rows, k - 1]
+    exact = d_k == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(exact, 0.0, d_prev / (d_prev - d_k))
+    eer_b = np.where(exact, fpr[rows, k], fpr[rows, k - 1] + a * (fpr[rows, k] - fpr[rows, k - 1]))
+    gap = np.abs(diff)
+    best = np.isclose(gap, gap.min(axis=1, keepdims=True), rtol=0, atol=1e-12)
+    best = np.where((best & (diff < 0)).any(axis=1, keepdims=True), best & (diff <= 0), best)
+    at = np.argmax(best, axis=1)
+    oracle = ((1.0 - tpr[rows, at]) + fpr[rows, at]) / 2
+    return {"eer_test": eer_b, "hter_oracle": oracle}
+
+
+def paired_replicates(
+    sets: Sequence[ScoreSet], thresholds: Sequence[float], n_boot: int = 300, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
+    """Bootstrap replicates of several models scored on the same units: (n_boot,) per metric.
+
+    Every model sees the very same resampled videos (the strata of :func:`bootstrap_ci`), so
+    differences between models are paired. Metrics: ``hter``, ``apcer``, ``bpcer``, ``acer`` at
+    each model's fixed threshold, ``auc``, ``eer_test`` and ``hter_oracle``.
+    """
+    first = sets[0]
+    for other in sets[1:]:
+        if not np.array_equal(first.video, other.video):
+            raise FascoreError("the score sets are not aligned on the same samples")
+    weights, inv = _video_weights(first, n_boot, np.random.default_rng(seed))
+    out = []
+    for s, threshold in zip(sets, thresholds, strict=True):
+        reps = _boot_rates(s, threshold, weights, inv)
+        reps["auc"] = _boot_auc(s, weights, inv)
+        reps.update(_boot_eer(s, weights, inv))
+        out.append(reps)
     return out
 
 

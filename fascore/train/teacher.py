@@ -1,0 +1,55 @@
+"""The teacher of a student run: checked for compatibility, then waited for until it is done."""
+
+from __future__ import annotations
+
+import time
+
+from fascore.config import RunConfig
+from fascore.errors import FascoreError
+from fascore.runs import CancelRequested, Run, RunStore
+from fascore.train.methods import METHODS
+
+TEACHER_WAIT_S = 2.0
+
+
+def check_teacher(cfg: RunConfig, teacher: Run) -> None:
+    """Refuse a teacher run that cannot teach ``cfg``: unreadable, itself a student, trained on
+    other source domains or at another image size (the CLI, ``plan_runs`` and the dashboard all
+    come through here)."""
+    if why := teacher.problem():
+        raise FascoreError(f"teacher run {teacher.id} is unreadable: {why}")
+    tcfg = teacher.config()
+    method = tcfg.get("method")
+    if method not in METHODS or METHODS.get(method).role != "teacher":
+        raise FascoreError(
+            f"run {teacher.id} ({method}) is not a teacher: pick a source_only run as --teacher"
+        )
+    sources = tuple(tcfg.get("source_domains") or ())
+    if sources != tuple(cfg.source_domains):
+        raise FascoreError(
+            f"teacher {teacher.id} was trained on {'+'.join(sources) or 'nothing'}, not "
+            f"{'+'.join(cfg.source_domains)}; pick a matching teacher or train a new one"
+        )
+    if tcfg.get("image_size") != cfg.image_size:
+        raise FascoreError(
+            f"teacher {teacher.id} takes {tcfg.get('image_size')}px images, this run "
+            f"{cfg.image_size}px; use --image-size {tcfg.get('image_size')} or a matching teacher"
+        )
+
+
+def wait_for_teacher(run: Run, cfg: RunConfig, store: RunStore) -> Run | None:
+    """A student waits (state queued) until its teacher run is done; None for teacher-less runs."""
+    if not METHODS.get(cfg.method).needs_teacher:
+        return None
+    if not cfg.teacher:
+        raise FascoreError(f"method {cfg.method!r} needs a teacher run: pass --teacher RUN_ID")
+    teacher = store.get(cfg.teacher)
+    check_teacher(cfg, teacher)
+    while (state := teacher.state()) != "done":
+        if state in ("failed", "cancelled", "interrupted"):
+            raise FascoreError(f"teacher run {teacher.id} is {state}; resume or retrain it first")
+        if run.cancel_requested():
+            raise CancelRequested()
+        run.update_status(state="queued", message=f"waiting for teacher {teacher.id}")
+        time.sleep(TEACHER_WAIT_S)
+    return teacher
