@@ -98,6 +98,9 @@ def test_resume_continues_after_a_crash(manifest, store, monkeypatch):
     training.train(cfg, store, resume=True, progress=False)
     assert run.state() == "done"
     assert [m["epoch"] for m in run.metrics()] == [1, 2, 2, 3]
+    # the stream continues exactly (same batches, augmentation, dropout): epoch 2 is repeated
+    again = [m["train"]["total"] for m in run.metrics() if m["epoch"] == 2]
+    assert again[0] == pytest.approx(again[1], abs=1e-6)
     assert "resumed after epoch 1" in run.log_tail()
 
 

@@ -14,6 +14,7 @@ at the target dev set's EER threshold; the source test set at the source dev set
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -27,6 +28,7 @@ from fascore.errors import FascoreError
 from fascore.eval import metrics
 from fascore.progress import Progress
 from fascore.runs import CancelRequested, Run, RunStore
+from fascore.train import distributed
 from fascore.train.checkpoint import load_checkpoint, save_checkpoint
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
@@ -47,6 +49,12 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r} asked for, but CUDA is not available; use --device cpu"
         )
     return dev
+
+
+def _device_type(name: str) -> str:
+    """CUDA or CPU, as ``resolve_device`` would pick (no error here: that comes later)."""
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    return "cuda" if cuda and torch.cuda.is_available() else "cpu"
 
 
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
@@ -126,12 +134,16 @@ def dev_summary(model: FASModel, data: TrainData, part: str, device) -> dict | N
     return {"auc": metrics.auc(y, s), "eer": metrics.eer(y, s)[0]}
 
 
-def _streams(cfg: RunConfig, method: Method, data: TrainData, device) -> list:
-    """Infinite seeded batch streams: [source or None, target or None]."""
+def _streams(cfg: RunConfig, method: Method, data: TrainData, device, ctx=None) -> list:
+    """Infinite seeded batch streams: [source or None, target or None]; on CUDA the uint8 cache
+    moves to the GPU once (when it fits) and batches come in ``channels_last``; with several
+    processes each rank takes its shard of every global batch."""
+    ctx = ctx or distributed.Context()
+    images = data.images.on_device(device)
 
     def stream(part: str, salt: int) -> FaceBatches:
         return FaceBatches(
-            data.images,
+            images,
             data.frame["y"].to_numpy(),
             data.rows(part),
             batch_size=cfg.batch_size,
@@ -139,6 +151,8 @@ def _streams(cfg: RunConfig, method: Method, data: TrainData, device) -> list:
             infinite=True,
             seed=cfg.seed * 1000 + salt,
             device=device,
+            shard=ctx.shard,
+            channels_last=device.type == "cuda",
         )
 
     return [
@@ -153,6 +167,18 @@ def steps_per_epoch(cfg: RunConfig, data: TrainData) -> int:
         return cfg.steps_per_epoch
     n = max(len(data.rows("source_train")), len(data.rows("target_train")))
     return max(1, math.ceil(n / cfg.batch_size))
+
+
+def prepare_for_device(method: Method, cfg: RunConfig, device: torch.device) -> None:
+    """The trainer's CUDA path: mixed precision (``cfg.amp``, fp16 autocast with a gradient
+    scaler), ``channels_last`` weights and cuDNN autotuning; on other devices, fp32 as is."""
+    method.amp = bool(cfg.amp and device.type == "cuda")
+    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
+        for net in (method.model, method.teacher):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
 
 
 def _next_batch(src, tgt) -> Batch:
@@ -177,6 +203,9 @@ def train(
 
     config.check()
     store = store or RunStore()
+    ctx = distributed.context(_device_type(config.device))  # under torchrun: join the group
+    if not ctx.is_main:
+        return _follow(config, store, resume, ctx)
     run = store.run(config.run_id())
     if not run.has("config"):
         run.write_config(config.to_dict())
@@ -188,9 +217,9 @@ def train(
     run.update_status(state="queued", pid=os.getpid(), message="starting")
     try:
         teacher_run = wait_for_teacher(run, config, store)
-        device = resolve_device(config.device)
+        device = distributed.rank_device(resolve_device(config.device), ctx)
         with device_slot(run, str(device)):
-            _train(run, config, teacher_run, device, resume, progress)
+            _train(run, config, teacher_run, device, resume, progress, ctx)
     except CancelRequested:
         run.update_status(state="cancelled", message="cancelled by request", finished=time.time())
     except FascoreError as err:
@@ -206,44 +235,79 @@ def train(
     return run
 
 
-def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool) -> None:
+def _follow(config: RunConfig, store: RunStore, resume: bool, ctx) -> Run:
+    """Ranks other than 0 of a distributed run: train in step, write nothing (rank 0 does)."""
+    from fascore.jobs.control import device_slot
+
+    run = store.run(config.run_id())
+    if not resume and run.has("config") and run.has("done"):
+        return run  # rank 0 returns too: nothing to train
+    quiet = distributed.QuietRun(run)
+    device = distributed.rank_device(resolve_device(config.device), ctx)
+    slot = device_slot(quiet, str(device)) if device.type == "cuda" else contextlib.nullcontext()
+    try:
+        with slot:
+            _train(quiet, config, None, device, resume, False, ctx)
+    except CancelRequested:
+        pass
+    finally:
+        distributed.close()
+    return run
+
+
+def _train(run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool, ctx=None) -> None:
+    ctx = ctx or distributed.Context()
+    distributed.check_batch(cfg.batch_size, ctx)
     torch.manual_seed(cfg.seed)
     run.update_status(state="running", started=time.time(), message="loading data")
-    data = load_train_data(cfg, run)
+    with ctx.main_first():  # rank 0 decodes the image cache, the other ranks then read it
+        data = load_train_data(cfg, run)
+    if teacher_run is None and not ctx.is_main and METHODS.get(cfg.method).needs_teacher:
+        teacher_run = RunStore(run.path.parent).get(cfg.teacher)  # rank 0 waited for it
     model, teacher = build_model(cfg, teacher_run)
     method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
-    method.amp = bool(cfg.amp and device.type == "cuda")
-    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    prepare_for_device(method, cfg, device)
     n_steps = steps_per_epoch(cfg, data)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
-    streams = _streams(cfg, method, data, device)
+    streams = _streams(cfg, method, data, device, ctx)
     live = [s for s in streams if s is not None]
-    tracker = data.epoch_tracker(run) if cfg.analysis else None
+    tracker = data.epoch_tracker(run) if cfg.analysis and ctx.is_main else None
     start_epoch, best = 0, None
     if resume and run.has("checkpoint"):
         start_epoch, best = load_checkpoint(run, method, sched, live)
         run.log(f"resumed after epoch {start_epoch}")
+    distributed.wrap(method.model, ctx, device)
     src, tgt = (iter(s) if s is not None else None for s in streams)
     bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
-    run.update_status(message=f"training {cfg.method} on {device.type}")
+    on = f"{device.type} x{ctx.world}" if ctx.active else device.type
+    run.update_status(message=f"training {cfg.method} on {on}")
     bar.skip(start_epoch * n_steps)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)
-        record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker)
+        if ctx.active:  # each rank its own dropout masks, fixed by (seed, rank, epoch): resumable
+            torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank * 1_009 + epoch)
+        logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx)
+        if not ctx.is_main:
+            continue
+        with distributed.unwrapped(method.model):
+            record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker)
         if best is None or _selection_score(cfg, record) <= best["score"]:
             best = {"epoch": epoch, "score": _selection_score(cfg, record)}
             torch.save({"model": method.model.state_dict(), "epoch": epoch}, _tmp(run, "best"))
             _tmp(run, "best").replace(run.file("best"))
         save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
-    _finish(run, cfg, method, teacher, data, device, best, tracker)
+    distributed.unwrap(method.model)
+    if ctx.is_main:
+        _finish(run, cfg, method, teacher, data, device, best, tracker)
+        distributed.close()
 
 
 def _tmp(run: Run, key: str):
     return run.file(key).with_name(f".{run.file(key).name}.tmp")
 
 
-def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float]:
+def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx=None) -> dict[str, float]:
+    ctx = ctx or distributed.Context()
     method.train()
     run_epochs = method.cfg.epochs
     sums: dict[str, float] = {}
@@ -254,14 +318,15 @@ def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + v
         bar.update(logs)
-        if time.time() - last_beat > 2.0 or step == n_steps:
+        beat = time.time() - last_beat > 2.0 or step == n_steps
+        if ctx.agree(beat and ctx.is_main and run.cancel_requested()):  # all ranks stop together
+            raise CancelRequested()
+        if beat:
             last_beat = time.time()
-            if run.cancel_requested():
-                raise CancelRequested()
             run.update_status(
                 progress=bar.status(epoch=epoch, epochs=run_epochs, step=step, steps=n_steps)
             )
-    means = {k: v / n_steps for k, v in sums.items()}
+    means = ctx.mean({k: v / n_steps for k, v in sums.items()})  # over ranks: the global batch
     run.log(
         f"epoch {epoch}: "
         + ", ".join(f"{k}={v:.4f}" for k, v in means.items())
