@@ -126,3 +126,50 @@ def test_two_gloo_processes_follow_the_one_process_loss_curve_and_resume(tmp_pat
         assert abs(m["train"]["total"] - want[m["epoch"]]) < TOL, (m["epoch"], got, want)
     a, b = ref.read_table("scores"), run.read_table("scores")
     np.testing.assert_allclose(b["score"], a["score"], rtol=0, atol=TOL)
+
+
+@pytest.fixture()
+def one_rank_group(tmp_path):
+    """A real gloo process group of one rank (DDP's reducer runs; nothing to wait for)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("name", ["source_only", "target_only", "kd", "distill"])
+def test_ddp_wrapped_methods_step_like_plain_ones(one_rank_group, name):
+    """Every method's step goes through DDP once (``model(x)`` or ``features`` then ``head``):
+    the reducer sees every parameter's gradient, and the steps equal the unwrapped model's."""
+    from fascore.train.methods import METHODS, Batch
+    from fascore.train.models import create_model
+
+    cfg = RunConfig(method=name, data=("x",), image_size=32, lr=1e-3)
+    cls = METHODS.get(name)
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 32, 32)
+    y = torch.tensor([0, 1] * 4)
+    out = []
+    for wrapped in (False, True):
+        torch.manual_seed(1)
+        teacher = create_model("alexnet_mini", input_size=32) if cls.needs_teacher else None
+        model = create_model("alexnet_mini", input_size=32)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        method = cls(cfg, model, teacher)
+        if wrapped:
+            distributed.wrap(model, distributed.Context(0, 2, 0), torch.device("cpu"))
+            assert "forward" in model.__dict__
+        logs = [method.update(Batch(x, y, x.flip(0), y.flip(0))) for _ in range(3)]
+        distributed.unwrap(model)
+        assert "forward" not in model.__dict__ and "_fascore_ddp" not in model.__dict__
+        out.append((logs, model.state_dict()))
+    (plain, s0), (ddp, s1) = out
+    assert [list(d) for d in plain] == [list(d) for d in ddp]
+    for a, b in zip(plain, ddp, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert list(s0) == list(s1)  # the same keys: checkpoints do not see DDP
+    for k in s0:
+        torch.testing.assert_close(s1[k], s0[k], atol=1e-5, rtol=1e-4)
