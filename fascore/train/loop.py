@@ -281,6 +281,8 @@ def _train(run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool, c
     bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
     on = f"{device.type} x{ctx.world}" if ctx.active else device.type
     run.update_status(message=f"training {cfg.method} on {on}")
+    if ctx.active:
+        run.log(f"DDP: {ctx.world} processes, each {cfg.batch_size // ctx.world} of every batch")
     bar.skip(start_epoch * n_steps)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         if ctx.active:  # each rank its own dropout masks, fixed by (seed, rank, epoch): resumable
