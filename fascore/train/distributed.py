@@ -14,7 +14,8 @@ With a world of N processes:
 - the frozen teacher is loaded by every rank from the run store (replicated, never synchronised);
 - rank 0 alone writes the run folder (status, log, metrics, checkpoints, scores, analysis): the
   other ranks get a ``QuietRun`` whose writes do nothing, and skip evaluation;
-- a cancel request seen by rank 0 is broadcast, so all ranks stop at the same step.
+- a cancel request seen by rank 0, or a non-finite loss on any rank, stops every rank at the
+  same step.
 
 Backends: NCCL on CUDA (one GPU per rank, ``cuda:LOCAL_RANK``), gloo on the CPU.
 """
@@ -71,13 +72,14 @@ class Context:
         if self.is_main:
             self.barrier()
 
-    def agree(self, flag: bool) -> bool:
-        """Rank 0's ``flag`` on every rank (one tiny broadcast per call when distributed)."""
+    def any_of(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true on every rank when it is true on any (one tiny all-reduce per call
+        when distributed), so all ranks take the same branch."""
         if not self.active:
-            return flag
-        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_comm_device())
-        dist.broadcast(t, src=0)
-        return bool(t.item())
+            return tuple(bool(f) for f in flags)
+        t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32, device=_comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return tuple(bool(v) for v in t.tolist())
 
     def mean(self, values: Mapping[str, float]) -> dict[str, float]:
         """The mean over ranks of each value (same keys, same order on every rank)."""
