@@ -18,6 +18,20 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "fascore-n
 TINY_METHODS = ("finetune", "distill")
 
 
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    """Tests never download: torch.hub's downloader (used by torchvision's weights API) fails
+    as it does offline. A test that mocks a download patches it again."""
+    import urllib.error
+
+    import torch.hub
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(f"tests never download ({url})")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory) -> Path:
     """The tiny SynthFAS preset, generated once per test session."""

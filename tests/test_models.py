@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,15 +129,39 @@ def test_imagenet_file_is_read_from_hub_cache(tmp_path, monkeypatch) -> None:
     model = create_model("resnet18")
     expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     assert imagenet_file(model) == expected
-    with pytest.raises(FascoreError) as err:
+    with pytest.raises(FascoreError) as err:  # offline (conftest: tests never download)
         create_model("resnet18", pretrained="imagenet")
-    assert str(expected) in str(err.value) and "--pretrained none" in str(err.value)
+    msg = str(err.value)
+    assert str(expected) in msg and "--pretrained none" in msg and "TORCH_HOME" in msg
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg
     torch.manual_seed(2)
     source = tvm.resnet18()
-    expected.parent.mkdir(parents=True)
+    expected.parent.mkdir(parents=True, exist_ok=True)
     torch.save(source.state_dict(), expected)
     loaded = create_model("resnet18", pretrained="imagenet")
     torch.testing.assert_close(loaded.net.conv1.weight, source.conv1.weight)
+
+
+def test_imagenet_is_downloaded_into_torchvisions_cache(tmp_path, monkeypatch) -> None:
+    """torchvision's weights API fetches the file (mocked here) into the hub cache, hash
+    prefix from the file name, then it loads; a second call reads the cache, no download."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(3)
+    source = tvm.mobilenet_v3_small()
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, Path(dst).name, hash_prefix))
+        torch.save(source.state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    model = create_model("mobilenet_v3_small", pretrained="imagenet")
+    name = tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    assert calls == [(tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1.url, name, name[-12:-4])]
+    assert imagenet_file(model) == tmp_path / "hub" / "checkpoints" / name
+    torch.testing.assert_close(model.net.features[0][0].weight, source.features[0][0].weight)
+    create_model("mobilenet_v3_small", pretrained="imagenet")
+    assert len(calls) == 1
 
 
 def test_missing_and_bad_files_raise_readable_errors(tmp_path) -> None:

@@ -3,12 +3,17 @@
 Every ``RunConfig`` field is a flag (``--image-size``, ``--w-mmd`` ...), with its type, allowed
 values and help read from ``fascore.config.config_fields()``, the one place that knows them.
 ``--run RUN_ID`` trains a run whose config the store already holds (what a launcher starts).
+``--devices N`` trains the one run on N local processes (one GPU each, or CPU processes with
+gloo) with DDP: the config goes into the store, then this process becomes
+``torchrun --standalone --nproc-per-node N ... train --run RUN_ID`` (same pid, so a launcher's
+cancel still reaches it). Inside a torchrun or ``srun`` job step, ranks come from its variables.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import typing
 
 from fascore.config import RunConfig, config_fields
@@ -66,7 +71,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fascore.train.loop import train  # start-up cost: torch (~4 s), not for `--help`
+    from fascore.train.distributed import from_env  # start-up cost: torch (~4 s), not for `--help`
+    from fascore.train.loop import train
 
     store = RunStore()
     if args.run:
@@ -74,12 +80,16 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
+    if args.devices != 1 and "WORLD_SIZE" not in os.environ:
+        return _exec_torchrun(args, cfg, store)
     analysis = None
     if cfg.analysis:  # start-up cost: scikit-learn and umap (~3 s), only for runs that analyse
         from fascore.eval.analysis.hooks import RunAnalysis
 
         analysis = RunAnalysis()
     run = train(cfg, store, resume=args.resume, progress=not args.quiet, analysis=analysis)
+    if not from_env().is_main:
+        return 0  # a DDP rank other than 0: it trained in step, rank 0 reports (and writes)
     final = run.read_json("final") or {}
     state = run.state()
     print(f"run {run.id}: {state} ({run.path})")
@@ -91,6 +101,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if state == "done" else 1
 
 
+def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) -> int:
+    from fascore.train import distributed
+    from fascore.train.loop import _device_type
+
+    cfg.check()
+    distributed.check_devices(args.devices, _device_type(cfg.device))
+    distributed.check_batch(cfg.batch_size, distributed.Context(world=args.devices))
+    run = store.run(cfg.run_id())
+    if not run.has("config"):
+        run.write_config(cfg.to_dict())
+    argv = distributed.torchrun_argv(args.devices, run.id, resume=args.resume, quiet=args.quiet)
+    os.execv(argv[0], argv)  # replaces this process: only returns on failure (raises OSError)
+    return 1
+
+
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -98,9 +123,18 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         description="Train one run. Example: python -m fascore train --method source_only "
         "--data DIR/manifest.csv --source-domains studio --target-domain phone",
     )
-    p.add_argument("--run", help="train the run whose config.json is already in the store")
+    p.add_argument(
+        "--run", "--run-id", help="train the run whose config.json is already in the store"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--protocol", help="a protocol preset, e.g. 'synth:studio->phone@5'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="train this one run on N local processes with DDP, started by torchrun "
+        "(one GPU each; on the CPU, gloo processes); the batch size stays the global batch",
+    )
     add_config_flags(p)
     p.set_defaults(func=_train)

@@ -8,6 +8,7 @@ device. ``ManifestDataset`` is the textbook per-item alternative for a ``DataLoa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -45,6 +46,19 @@ class ImageArray:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def on_device(self, device: str | torch.device, max_fraction: float = 0.5) -> ImageArray:
+        """The uint8 cache copied once to a CUDA device, where batches are then gathered,
+        converted and augmented without a host copy per step; ``self`` unchanged when the
+        device is not CUDA or the array would take more than ``max_fraction`` of its free
+        memory (batches then travel from pinned host memory, one per step)."""
+        device = torch.device(device)
+        if device.type != "cuda" or self.images.device == device:
+            return self
+        free, _ = torch.cuda.mem_get_info(device)
+        if self.images.numel() > max_fraction * free:
+            return self
+        return ImageArray(self.images.to(device), self.ok, self.size)
 
 
 def _decode(path: str, size: int) -> np.ndarray:
@@ -170,13 +184,24 @@ class Augment:
     contrast: float = 0.15  # factor drawn from [1 - c, 1 + c], around each image's mean
 
 
-def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Randomly crop-rescale, shift, flip and jitter x in [0, 1], shape (B, 3, H, W).
+@dataclass(frozen=True)
+class AugmentDraw:
+    """One batch's augmentation parameters, one value per image (CPU tensors of length B)."""
 
-    Parameters are drawn on the CPU with ``gen`` (same result on every device); the geometry is
-    one affine warp, x_out(p) = x(A p + t) with A = diag(+-s, s), by ``grid_sample``.
-    """
-    b = x.shape[0]
+    scale: torch.Tensor
+    sign: torch.Tensor
+    tx: torch.Tensor
+    ty: torch.Tensor
+    bright: torch.Tensor
+    contrast: torch.Tensor
+
+    def __getitem__(self, part: slice) -> AugmentDraw:
+        """The parameters of the images ``part`` of the batch (a rank's shard)."""
+        return AugmentDraw(*(getattr(self, f.name)[part] for f in dataclasses.fields(self)))
+
+
+def draw_augment(b: int, aug: Augment, gen: torch.Generator) -> AugmentDraw:
+    """Draw B images' parameters on the CPU with ``gen`` (the same on every device and rank)."""
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(b, generator=gen)
@@ -184,16 +209,37 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
     s = uniform(*aug.scale)
     sign = torch.where(torch.rand(b, generator=gen) < aug.flip, -1.0, 1.0)
     tx, ty = uniform(-aug.shift, aug.shift) * 2, uniform(-aug.shift, aug.shift) * 2
+    bright = uniform(1 - aug.brightness, 1 + aug.brightness)
+    contr = uniform(1 - aug.contrast, 1 + aug.contrast)
+    return AugmentDraw(s, sign, tx, ty, bright, contr)
+
+
+def apply_augment(x: torch.Tensor, p: AugmentDraw) -> torch.Tensor:
+    """Apply drawn parameters to x in [0, 1], shape (B, 3, H, W), on x's device.
+
+    The geometry is one affine warp, x_out(p) = x(A p + t) with A = diag(+-s, s), by
+    ``grid_sample``; then contrast around each image's mean and brightness, clamped to [0, 1].
+    """
+    b = x.shape[0]
     theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1] = s * sign, s
-    theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    theta[:, 0, 0], theta[:, 1, 1] = p.scale * p.sign, p.scale
+    theta[:, 0, 2], theta[:, 1, 2] = p.tx, p.ty
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    bright = uniform(1 - aug.brightness, 1 + aug.brightness).to(x.device, x.dtype)
-    contr = uniform(1 - aug.contrast, 1 + aug.contrast).to(x.device, x.dtype)
+    bright = p.bright.to(x.device, x.dtype)
+    contr = p.contrast.to(x.device, x.dtype)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * contr.view(b, 1, 1, 1) + mean
     return (x * bright.view(b, 1, 1, 1)).clamp_(0.0, 1.0)
+
+
+def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
+    """Randomly crop-rescale, shift, flip and jitter x in [0, 1], shape (B, 3, H, W).
+
+    Parameters are drawn on the CPU with ``gen`` (same result on every device); see
+    ``draw_augment`` and ``apply_augment``.
+    """
+    return apply_augment(x, draw_augment(x.shape[0], aug, gen))
 
 
 def _stats(x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,6 +276,12 @@ class FaceBatches:
     Shuffling uses a seeded ``torch.Generator``, so a seed fixes every epoch's order and
     augmentation. ``infinite`` never stops and always yields full batches (reshuffling at each
     pass), for pairing a source stream with a smaller target stream.
+
+    ``shard=(rank, world)`` is for data-parallel training: every rank draws the same global
+    batches (same seed) of ``batch_size`` images and yields its own contiguous 1/world of each,
+    augmented with the parameters the whole batch would have had, so the union over ranks is
+    exactly the batch one process would train on. ``channels_last`` yields x in that memory
+    format (faster convolutions on CUDA with mixed precision).
     """
 
     def __init__(
@@ -245,6 +297,8 @@ class FaceBatches:
         infinite: bool = False,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        shard: tuple[int, int] = (0, 1),
+        channels_last: bool = False,
     ) -> None:
         rows_t = (
             torch.arange(len(data)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
@@ -260,6 +314,15 @@ class FaceBatches:
         self.drop_last, self.infinite = drop_last, infinite
         self.device = torch.device(device)
         self.gen = torch.Generator().manual_seed(seed)
+        rank, world = shard
+        if not 0 <= rank < world:
+            raise ValueError(f"shard {shard}: want (rank, world) with 0 <= rank < world")
+        if infinite and batch_size % world:
+            raise FascoreError(f"batch size {batch_size} does not split over {world} processes")
+        self.shard, self.channels_last = (rank, world), channels_last
+        #: positions of the current pass not yet batched (infinite streams); with ``gen``'s
+        #: state, what a checkpoint needs to continue the stream exactly where it stopped
+        self.pending = torch.empty(0, dtype=torch.long)
 
     def __len__(self) -> int:
         """Batches in one pass over the subset."""
@@ -278,25 +341,34 @@ class FaceBatches:
             stop = len(perm) - len(perm) % b if self.drop_last and len(perm) >= b else len(perm)
             yield from (perm[i : i + b] for i in range(0, stop, b))
             return
-        buf = torch.empty(0, dtype=torch.long)
         while True:
-            while len(buf) < b:
-                buf = torch.cat([buf, self._perm()])
-            yield buf[:b]
-            buf = buf[b:]
+            while len(self.pending) < b:
+                self.pending = torch.cat([self.pending, self._perm()])
+            pos, self.pending = self.pending[:b], self.pending[b:]
+            yield pos
 
     def _batch(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = self.rows[pos]
+        rank, world = self.shard
+        n = len(pos)
+        part = slice(rank * n // world, (rank + 1) * n // world)  # this rank's contiguous share
+        draw = draw_augment(n, self.augment, self.gen)[part] if self.augment is not None else None
+        idx = self.rows[pos[part]]
+        images = self.data.images
         # index_select, not images[idx]: advanced indexing of a uint8 batch was ~7x slower (1 thread)
-        xb = self.data.images.index_select(0, idx)
-        if self.device.type == "cuda":
-            xb = xb.pin_memory()  # lets the copy overlap with the previous step's compute
+        if images.device.type == "cuda":  # the uint8 cache already sits on the GPU
+            xb = images.index_select(0, idx.to(images.device, non_blocking=True))
+        elif self.device.type == "cuda":
+            xb = images.index_select(0, idx).pin_memory()  # the copy overlaps the previous step
+        else:
+            xb = images.index_select(0, idx)
         x = xb.to(self.device, non_blocking=True).float()
-        if self.augment is not None:
-            x = normalize(augment_batch(x.div_(255.0), self.augment, self.gen))
+        if draw is not None:
+            x = normalize(apply_augment(x.div_(255.0), draw))
         else:
             x = normalize_bytes_(x)  # the fast path: no [0, 1] intermediate
-        return x, self.labels[idx].to(self.device), idx
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.labels[idx].to(self.device, non_blocking=True), idx
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         for pos in self._positions():

@@ -2,8 +2,9 @@
 
 Both are written atomically and loaded with ``weights_only=True`` (a checkpoint never runs code).
 A checkpoint holds the trained model, the optimizer, the LR scheduler, the AMP scaler, the RNG
-states (torch CPU and CUDA, and the data streams' generators) and the selection state, so a killed
-run continues where it stopped and never executes code when loaded.
+states (torch CPU and CUDA, and the data streams' generators and unbatched positions) and the
+selection state, so a killed run continues exactly where it stopped (the same batches, the same
+augmentation) and never executes code when loaded.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def save_checkpoint(run: Run, method, sched, epoch: int, best: dict, streams=())
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "streams": [s.gen.get_state() for s in streams],
+        "streams_pending": [s.pending for s in streams],
         "best": {r: [int(b["epoch"]), float(b["score"])] for r, b in best.items()},
     }
     with atomic_path(run.file("checkpoint")) as tmp:
@@ -55,6 +57,8 @@ def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict]:
         torch.cuda.set_rng_state_all(state["rng_cuda"])
     for stream, gen_state in zip(streams, state["streams"], strict=False):
         stream.gen.set_state(gen_state)
+    for stream, pending in zip(streams, state.get("streams_pending", []), strict=False):
+        stream.pending = pending  # older checkpoints lack it: those streams start a new pass
     best = {r: {"epoch": int(e), "score": float(v)} for r, (e, v) in state.get("best", {}).items()}
     return int(state["epoch"]), best
 

@@ -33,7 +33,7 @@ from fascore.devices import device_slot, resolve_device
 from fascore.errors import FascoreError
 from fascore.progress import Progress
 from fascore.runs import CancelRequested, Run, RunStore
-from fascore.train import regimes
+from fascore.train import distributed, regimes
 from fascore.train.checkpoint import (
     load_best,
     load_checkpoint,
@@ -46,6 +46,12 @@ from fascore.train.models import FASModel, create_model
 from fascore.train.scoring import evaluate_scores, score_frame
 from fascore.train.teacher import wait_for_teacher
 from fascore.train.trainset import TrainData, clamp_batch, load_train_data, target_metrics_problem
+
+
+def _device_type(name: str) -> str:
+    """CUDA or CPU, as ``resolve_device`` would pick (no error here: that comes later)."""
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    return "cuda" if cuda and torch.cuda.is_available() else "cpu"
 
 
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
@@ -73,11 +79,10 @@ def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASM
 def make_method(
     cfg: RunConfig, model: FASModel, teacher: FASModel | None, device: torch.device
 ) -> Method:
-    """The run's method on ``device``, with mixed precision (and its grad scaler) on CUDA when
-    ``cfg.amp`` asks for it: the one place the trainer's AMP path is set up."""
+    """The run's method on ``device``, set up by ``prepare_for_device`` (mixed precision and its
+    grad scaler, ``channels_last``, cuDNN autotuning on CUDA): the trainer's one AMP path."""
     method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
-    method.amp = bool(cfg.amp and device.type == "cuda")
-    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    prepare_for_device(method, cfg, device)
     return method
 
 
@@ -111,12 +116,16 @@ def dev_summary(model: FASModel, data: TrainData, part: str, device, level: str)
     return {**out, "level": level}
 
 
-def _streams(cfg: RunConfig, method: Method, data: TrainData, device) -> list:
-    """Infinite seeded batch streams: [source or None, target or None]."""
+def _streams(cfg: RunConfig, method: Method, data: TrainData, device, ctx=None) -> list:
+    """Infinite seeded batch streams: [source or None, target or None]; on CUDA the uint8 cache
+    moves to the GPU once (when it fits) and batches come in ``channels_last``; with several
+    processes each rank takes its shard of every global batch."""
+    ctx = ctx or distributed.Context()
+    images = data.images.on_device(device)
 
     def stream(part: str, salt: int) -> FaceBatches:
         return FaceBatches(
-            data.images,
+            images,
             data.frame["y"].to_numpy(),
             data.rows(part),
             batch_size=cfg.batch_size,
@@ -124,6 +133,8 @@ def _streams(cfg: RunConfig, method: Method, data: TrainData, device) -> list:
             infinite=True,
             seed=cfg.seed * 1000 + salt,
             device=device,
+            shard=ctx.shard,
+            channels_last=device.type == "cuda",
         )
 
     return [
@@ -138,6 +149,18 @@ def steps_per_epoch(cfg: RunConfig, data: TrainData) -> int:
         return cfg.steps_per_epoch
     n = max(len(data.rows("source_train")), len(data.rows("target_train")))
     return max(1, math.ceil(n / cfg.batch_size))
+
+
+def prepare_for_device(method: Method, cfg: RunConfig, device: torch.device) -> None:
+    """The trainer's CUDA path: mixed precision (``cfg.amp``, fp16 autocast with a gradient
+    scaler), ``channels_last`` weights and cuDNN autotuning; on other devices, fp32 as is."""
+    method.amp = bool(cfg.amp and device.type == "cuda")
+    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
+        for net in (method.model, method.teacher):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
 
 
 def _next_batch(src, tgt) -> Batch:
@@ -191,6 +214,9 @@ def train(
     """
     config.check()
     store = store or RunStore()
+    ctx = distributed.context(_device_type(config.device))  # under torchrun: join the group
+    if not ctx.is_main:
+        return _follow(config, store, resume, ctx)
     run = store.run(config.run_id())
     with _own(run) as owner:  # before any reset or resume: a run owned by a live process is refused
         if run.has("done") and not resume:
@@ -205,10 +231,10 @@ def train(
         run.update_status(state="queued", message="starting", finished=None, **who)
         try:
             teacher_run = wait_for_teacher(run, config, store)
-            device = torch.device(resolve_device(config.device))
+            device = distributed.rank_device(resolve_device(config.device), ctx)
             with device_slot(run, str(device)):
                 hooks = analysis if config.analysis else None
-                _train(run, config, teacher_run, device, resume, progress, hooks)
+                _train(run, config, teacher_run, device, resume, progress, hooks, ctx)
             if why := target_metrics_problem(run):  # a run without target metrics is not done
                 run.unmark_done()
                 raise FascoreError(why)
@@ -256,39 +282,77 @@ def _fail(run: Run, message: str) -> None:
         run.update_status(state="failed", message=message, finished=time.time())
 
 
-def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool, hooks) -> None:
+def _follow(config: RunConfig, store: RunStore, resume: bool, ctx) -> Run:
+    """Ranks other than 0 of a distributed run: train in step, write nothing (rank 0 does)."""
+    run = store.run(config.run_id())
+    if not resume and run.has("config") and run.has("done"):
+        return run  # rank 0 returns too: nothing to train
+    quiet = distributed.QuietRun(run)
+    device = distributed.rank_device(resolve_device(config.device), ctx)
+    slot = device_slot(quiet, str(device)) if device.type == "cuda" else contextlib.nullcontext()
+    try:
+        with slot:
+            _train(quiet, config, None, device, resume, False, None, ctx)
+    except CancelRequested:
+        pass
+    finally:
+        distributed.close()
+    return run
+
+
+def _train(
+    run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool, hooks, ctx=None
+) -> None:
+    ctx = ctx or distributed.Context()
     torch.manual_seed(cfg.seed)
     run.update_status(state="running", started=time.time(), message="loading data")
-    data = load_train_data(cfg, run)
+    with ctx.main_first():  # rank 0 decodes the image cache, the other ranks then read it
+        data = load_train_data(cfg, run)
     cfg = clamp_batch(cfg, data, run.log)
+    distributed.check_batch(cfg.batch_size, ctx)
+    if teacher_run is None and not ctx.is_main and METHODS.get(cfg.method).needs_teacher:
+        teacher_run = RunStore(run.path.parent).get(cfg.teacher)  # rank 0 waited for it
     model, teacher = build_model(cfg, teacher_run)
     method = make_method(cfg, model, teacher, device)
     n_steps = steps_per_epoch(cfg, data)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
-    streams = _streams(cfg, method, data, device)
+    streams = _streams(cfg, method, data, device, ctx)
     live = [s for s in streams if s is not None]
-    if hooks is not None:
+    if hooks is not None and ctx.is_main:
         hooks.start(run, *data.analysis_samples(), seed=cfg.seed)
     start_epoch, best = 0, {}
     if resume and run.has("checkpoint"):
         start_epoch, best = load_checkpoint(run, method, sched, live)
         run.log(f"resumed after epoch {start_epoch}")
-    if resume and run.truncate_metrics(start_epoch):  # epochs after the checkpoint are redone
+    if resume and ctx.is_main and run.truncate_metrics(start_epoch):  # later epochs are redone
         run.log(f"dropped metrics records after epoch {start_epoch}")
+    distributed.wrap(method.model, ctx, device)
     src, tgt = (iter(s) if s is not None else None for s in streams)
     bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
-    run.update_status(message=f"training {cfg.method} on {device.type}")
+    on = f"{device.type} x{ctx.world}" if ctx.active else device.type
+    run.update_status(message=f"training {cfg.method} on {on}")
+    if ctx.active:
+        run.log(f"DDP: {ctx.world} processes, each {cfg.batch_size // ctx.world} of every batch")
     bar.skip(start_epoch * n_steps)
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)
-        record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks)
+        if ctx.active:  # each rank its own dropout masks, fixed by (seed, rank, epoch): resumable
+            torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank * 1_009 + epoch)
+        logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx)
+        if not ctx.is_main:
+            continue
+        with distributed.unwrapped(method.model):
+            record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks)
         best = _select(run, cfg, method, record, best)
         save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
-    _finish(run, cfg, method, data, device, best, hooks)
+    distributed.unwrap(method.model)
+    if ctx.is_main:
+        _finish(run, cfg, method, data, device, best, hooks)
+        distributed.close()
 
 
-def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float]:
+def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx=None) -> dict[str, float]:
+    ctx = ctx or distributed.Context()
     method.train()
     run_epochs = method.cfg.epochs
     sums: dict[str, float] = {}
@@ -296,24 +360,27 @@ def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float
     for step in range(1, n_steps + 1):
         logs = method.update(_next_batch(src, tgt))
         bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
-        if bad:
+        beat = time.time() - last_beat > 2.0 or step == n_steps
+        # one collective per step when distributed: every rank stops at the same step
+        diverged, cancel = ctx.any_of(bool(bad), beat and ctx.is_main and run.cancel_requested())
+        if diverged:
             raise FascoreError(
                 f"training diverged at epoch {epoch}, step {step}: "
-                + ", ".join(f"{k} = {v}" for k, v in bad.items())
+                + (", ".join(f"{k} = {v}" for k, v in bad.items()) or "on another process")
                 + f"; checkpoints up to epoch {epoch - 1} are kept. Lower --lr or check the data"
             )
+        if cancel:
+            raise CancelRequested()
         sched.step()
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + v
         bar.update(logs)
-        if time.time() - last_beat > 2.0 or step == n_steps:
+        if beat:
             last_beat = time.time()
-            if run.cancel_requested():
-                raise CancelRequested()
             run.update_status(
                 progress=bar.status(epoch=epoch, epochs=run_epochs, step=step, steps=n_steps)
             )
-    means = {k: v / n_steps for k, v in sums.items()}
+    means = ctx.mean({k: v / n_steps for k, v in sums.items()})  # over ranks: the global batch
     run.log(
         f"epoch {epoch}: "
         + ", ".join(f"{k}={v:.4f}" for k, v in means.items())

@@ -225,37 +225,60 @@ def _tv():
     return models
 
 
-def _imagenet_url(model: FASModel) -> str:
-    return getattr(_tv(), model.imagenet).IMAGENET1K_V1.url
-
-
-def imagenet_file(model: FASModel) -> Path:
-    """Where torchvision caches the model's ImageNet weights: ``<hub dir>/checkpoints/<file>``."""
+def imagenet_weights(model: FASModel):
+    """torchvision's weights entry (``<Model>_Weights.IMAGENET1K_V1``): url, file, metadata."""
     if model.imagenet is None:
         raise FascoreError(
             f"{model.name} has no ImageNet weights (it is fascore's CPU-sized stand-in, not the "
             "paper's network); use --pretrained none or the path of a state dict"
         )
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_imagenet_url(model)).name
+    return getattr(_tv(), model.imagenet).IMAGENET1K_V1
+
+
+def imagenet_file(model: FASModel) -> Path:
+    """Where torchvision caches the model's ImageNet weights: ``<hub dir>/checkpoints/<file>``
+    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet_weights(model).url).name
+
+
+def fetch_imagenet(model: FASModel) -> Path:
+    """The cached ImageNet weights file, downloaded first through torchvision's weights API
+    (``get_state_dict``: torch.hub's cache, the hash in the file name checked) when missing.
+    Offline, a ``FascoreError`` says which file to place where."""
+    weights, path = imagenet_weights(model), imagenet_file(model)
+    if path.is_file():
+        return path
+    try:
+        weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError) as err:  # URLError and timeouts are OSErrors
+        reason = getattr(err, "reason", None) or err
+        raise FascoreError(
+            f"cannot download the ImageNet weights of {model.name} from {weights.url} "
+            f"({reason}). Offline: fetch that file where the network allows and put it at "
+            f"{path} (or point TORCH_HOME at a folder holding hub/checkpoints/{path.name}), "
+            "or use --pretrained none"
+        ) from None
+    if not path.is_file():
+        raise FascoreError(f"torchvision reported no error but left no file at {path}")
+    return path
 
 
 def load_pretrained(model: FASModel, pretrained: str | os.PathLike[str]) -> None:
-    """Load "imagenet" (torchvision's cached file) or a state-dict file into ``model.net``.
+    """Load "imagenet" (torchvision's weights, from its cache or downloaded into it) or a
+    state-dict file into ``model.net``.
 
     Keys are torchvision's; the replaced 1000-class layer is skipped and the new classifier
     keeps its random init. Every other key must be present with the same shape.
     """
     if str(pretrained).lower() == "imagenet":
-        path = imagenet_file(model)
-        step = f"put torchvision's file {path.name} there (from {_imagenet_url(model)})"
+        path = fetch_imagenet(model)
     else:
         path = Path(pretrained)
-        step = "give the path of a saved state dict, or 'imagenet'"
-    if not path.is_file():
-        raise FascoreError(
-            f"no weights file at {path} (fascore never downloads anything): {step}, "
-            "or use --pretrained none"
-        )
+        if not path.is_file():
+            raise FascoreError(
+                f"no weights file at {path}: give the path of a saved state dict, or "
+                "'imagenet', or use --pretrained none"
+            )
     state = _read_state_dict(path)
     state = {k: v for k, v in state.items() if not k.startswith(model.skip_prefix)}
     _check_keys(model.net.state_dict(), state, path, model.name)
