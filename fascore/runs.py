@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
+#: Launcher name -> ``f(run, status) -> state`` for jobs whose liveness a scheduler knows (the
+#: ``slurm`` launcher registers one); consulted only while the status says queued or running.
+STATE_PROBES: dict[str, Callable[[Run, dict], str]] = {}
 #: A running job writes a heartbeat at least this often; older means its process is gone.
 HEARTBEAT_STALE_S = 120.0
 
@@ -155,6 +158,9 @@ class Run:
         state = status.get("state", "queued")
         if state not in ACTIVE_STATES:
             return state
+        probe = STATE_PROBES.get(status.get("launcher", ""))
+        if probe is not None:  # a cluster job: its pid is on another node; its scheduler knows
+            return probe(self, status)
         same_host = status.get("host", socket.gethostname()) == socket.gethostname()
         if same_host and status.get("pid") and not pid_alive(status.get("pid")):
             return "interrupted"

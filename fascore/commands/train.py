@@ -14,6 +14,7 @@ import re
 import typing
 
 from fascore.config import RunConfig
+from fascore.jobs.slurm_options import add_flags as add_launcher_flags
 from fascore.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
@@ -83,6 +84,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
+    if args.launcher:  # a background job (a Slurm batch job with --launcher slurm)
+        return _submit(cfg, store, args)
     run = train(cfg, store, resume=args.resume, progress=not args.quiet)
     final = run.read_json("final") or {}
     state = run.state()
@@ -93,6 +96,26 @@ def _train(args: argparse.Namespace) -> int:
             f"target test: HTER {test['hter']:.4f}  AUC {test['auc']:.4f}  ACER {test['acer']:.4f}"
         )
     return 0 if state == "done" else 1
+
+
+def launcher_from_args(args: argparse.Namespace, store: RunStore):
+    """The launcher the flags ask for: a name, or a Slurm launcher carrying its options."""
+    from fascore.jobs.slurm import SlurmLauncher
+    from fascore.jobs.slurm_options import options_from_args
+
+    if args.launcher == "slurm":
+        return SlurmLauncher(options_from_args(args, store.root))
+    return args.launcher or "local"
+
+
+def _submit(cfg: RunConfig, store: RunStore, args: argparse.Namespace) -> int:
+    from fascore.jobs import control as jobs
+
+    run = jobs.submit(cfg, store, launcher_from_args(args, store))
+    status = run.status()
+    where = f"Slurm job {status['slurm_job']}" if status.get("slurm_job") else f"pid {status.get('pid')}"
+    print(f"run {run.id}: {run.state()} ({where}); watch it with `python -m fascore runs`")
+    return 0
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
@@ -106,5 +129,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--protocol", help="a protocol preset, e.g. 'synth:studio->phone@5'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_launcher_flags(p)
     add_config_flags(p)
     p.set_defaults(func=_train)

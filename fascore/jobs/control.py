@@ -39,12 +39,16 @@ SLOT_ENV = {"cpu": "FASCORE_SLOTS_CPU", "gpu": "FASCORE_SLOTS_GPU"}
 #: How often a job waiting for a slot refreshes its heartbeat (seconds).
 WAIT_HEARTBEAT_S = 5.0
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
+#: Set in a job a cluster scheduler placed: its allocation is its device slot (no lock files).
+NO_SLOT_ENV = "FASCORE_NO_SLOT"
 
 
 # -- launchers -----------------------------------------------------------------------------------
 class Launcher:
     """Starts and stops ``python -m fascore ARGV...`` somewhere; subclasses say where (a cluster
     launcher submits a batch job, records its job id in the status and cancels it by that id)."""
+
+    name = "local"
 
     def start(self, run: Run, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         """Start the job; returns fields merged into the run's status (e.g. pid, pgid)."""
@@ -137,23 +141,57 @@ def stop_group(pgid: int, grace_s: float = 10.0) -> None:
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
-def _launch(run: Run, store: RunStore, launcher: str, argv: list[str], message: str) -> Run:
-    impl = LAUNCHERS.get(launcher)()
+def _impl(launcher: str | Launcher) -> Launcher:
+    """A launcher instance: given (with its options), or the registered one by name."""
+    return launcher if isinstance(launcher, Launcher) else LAUNCHERS.get(launcher)()
+
+
+def _name(launcher: str | Launcher) -> str:
+    return launcher if isinstance(launcher, str) else type(launcher).name
+
+
+def _queue(run: Run, launcher: str, message: str) -> None:
     run.clear_cancel()
     fresh = {"pid": None, "pgid": None, "finished": None, "submitted": time.time()}
     run.update_status(state="queued", message=message, launcher=launcher, **fresh)
+
+
+def _launch(
+    run: Run, store: RunStore, launcher: str | Launcher, argv: list[str], message: str
+) -> Run:
+    impl = _impl(launcher)
+    _queue(run, _name(launcher), message)
     env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    run.update_status(**impl.start(run, argv, env))
+    try:
+        run.update_status(**impl.start(run, argv, env))
+    except FascoreError as err:  # e.g. a cluster refused the job: the run says why
+        run.update_status(state="failed", message=str(err), finished=time.time())
+        raise
     return run
 
 
-def submit(config: RunConfig, store: RunStore | None = None, launcher: str = "local") -> Run:
+def prepare_submission(config: RunConfig, store: RunStore, launcher: str = "local") -> Run | None:
+    """Check ``config``, write it and queue its run; None when the run is already queued,
+    running or done (so submitting twice starts nothing)."""
+    config.check()
+    run = store.run(config.run_id())
+    if run.has("config") and run.state() in (*ACTIVE_STATES, "done"):
+        return None
+    run.write_config(config.to_dict())
+    _queue(run, launcher, "submitted")
+    return run
+
+
+def submit(
+    config: RunConfig, store: RunStore | None = None, launcher: str | Launcher = "local"
+) -> Run:
     """Queue one training run and start its process; returns the run.
 
     Idempotent: when the config's run is already queued, running or done, it is returned
     unchanged and nothing is started. A failed, cancelled or interrupted run starts again from
-    scratch (use ``resume`` to continue from its checkpoint).
+    scratch (use ``resume`` to continue from its checkpoint). ``launcher`` is a registered name
+    or an instance carrying its options (e.g. ``SlurmLauncher(options)``).
     """
     config.check()
     store = store or RunStore()
@@ -162,6 +200,24 @@ def submit(config: RunConfig, store: RunStore | None = None, launcher: str = "lo
         return run
     run.write_config(config.to_dict())
     return _launch(run, store, launcher, ["train", "--run", run.id], "submitted")
+
+
+def submit_plan(
+    items: list[tuple[RunConfig, list[str]]],
+    store: RunStore | None = None,
+    launcher: str | Launcher = "local",
+) -> list[Run]:
+    """Submit a plan of ``(config, run ids it depends on)`` items, teachers before students.
+
+    A launcher with its own ``submit_plan`` (Slurm: job arrays with ``afterok`` dependencies)
+    takes the whole plan in one call; otherwise each run is submitted in turn (a student's job
+    waits for its teacher run inside the trainer).
+    """
+    store = store or RunStore()
+    impl = _impl(launcher)
+    if hasattr(impl, "submit_plan"):
+        return impl.submit_plan(items, store)
+    return [submit(cfg, store, impl) for cfg, _ in items]
 
 
 def cancel(run: Run, grace_s: float = 10.0) -> Run:
@@ -179,7 +235,9 @@ def cancel(run: Run, grace_s: float = 10.0) -> Run:
     return run
 
 
-def resume(run: Run, store: RunStore | None = None, launcher: str | None = None) -> Run:
+def resume(
+    run: Run, store: RunStore | None = None, launcher: str | Launcher | None = None
+) -> Run:
     """Relaunch an interrupted, failed or cancelled run; it continues from its last checkpoint."""
     state = run.state()
     if state not in RESUMABLE_STATES:
@@ -250,10 +308,14 @@ def plan_runs(
     return list(plan.values())
 
 
-def launch(base: RunConfig, methods: list[str], seeds: list[int], **kw: Any) -> list[Run]:
-    """``plan_runs(..., teacher=, store=)`` then ``submit`` each (teachers first)."""
+def launch(
+    base: RunConfig, methods: list[str], seeds: list[int], launcher: str | Launcher = "local",
+    **kw: Any,
+) -> list[Run]:
+    """``plan_runs(..., teacher=, store=)`` then ``submit_plan`` (teachers first)."""
     store = kw.pop("store", None) or RunStore()
-    return [submit(cfg, store) for cfg in plan_runs(base, methods, seeds, store=store, **kw)]
+    plan = plan_runs(base, methods, seeds, store=store, **kw)
+    return submit_plan([(c, [c.teacher] if c.teacher else []) for c in plan], store, launcher)
 
 
 def submit_demo(preset: str = "demo", store: RunStore | None = None) -> list[Run]:
@@ -313,6 +375,9 @@ def device_slot(run: Run, device: str, *, poll_s: float = 0.5) -> Iterator[int]:
     DEVICE slot", its heartbeat refreshed; a cancel request raises ``CancelRequested`` (and marks
     the run cancelled). The lock is the kernel's, so it is released when the process exits.
     """
+    if os.environ.get(NO_SLOT_ENV):  # a cluster job: its scheduler's allocation is its slot
+        yield 0
+        return
     device = resolve_device(device)
     name = re.sub(r"[^A-Za-z0-9]+", "", device)
     folder = run.path.parent / SLOTS_DIR
