@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "fascore.commands.train",
     "fascore.jobs.demo",
     "fascore.jobs.results",
+    "fascore.commands.sweep",
     "fascore.commands.jobs",
     "fascore.data.validate",
     "fascore.commands.import_data",
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # how a result file names its command
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -7,11 +7,13 @@ the same folder (and ``--resume`` finds it) and two different configs never shar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fascore.errors import FascoreError
 
@@ -21,51 +23,91 @@ BOOKKEEPING = ("created", "device", "experiment", "notes", "analysis")
 
 @dataclass(frozen=True)
 class RunConfig:
+    """Each field is ``name: Annotated[type, "help"] = default``; a ``Literal`` type is a closed
+    set of allowed values, which ``check()``, the CLI flags and the Train page all read from here.
+    """
+
     # -- what is trained -------------------------------------------------------------------
-    method: str = "source_only"  # a name in fascore.train.methods.METHODS
-    teacher: str | None = None  # teacher run id, for every student method
-    experiment: str = "default"  # groups runs of one protocol in the dashboard
+    method: Annotated[str, "a name in fascore.train.methods.METHODS"] = "source_only"
+    teacher: Annotated[str | None, "teacher run id, for every student method"] = None
+    experiment: Annotated[str, "groups runs of one protocol in the dashboard"] = "default"
     # -- data and protocol ------------------------------------------------------------------
-    data: tuple[str, ...] = ()  # manifest paths (several are concatenated)
-    source_domains: tuple[str, ...] = ("studio",)
-    target_domain: str = "phone"
-    shots: int | None = 5  # labelled target presentations per class; None = all; 0 = none
-    shot_unit: str = "video"  # "video" (k presentations per class) or "subject" (k subjects)
-    image_size: int = 64  # square input size the images are resized to
-    augment: bool = True  # train-time flips, shifts and photometric jitter
-    level: str = "video"  # scoring level for reported metrics: "frame" or "video" (mean score)
+    data: Annotated[tuple[str, ...], "manifest paths (several are concatenated)"] = ()
+    source_domains: Annotated[tuple[str, ...], "domains the teacher learns from"] = ("studio",)
+    target_domain: Annotated[str, "the application domain the student is for"] = "phone"
+    shots: Annotated[
+        int | None, "labelled target presentations per class; None = all; 0 = none"
+    ] = 5
+    shot_unit: Annotated[
+        Literal["video", "subject"], '"video" (k presentations per class) or "subject" (k subjects)'
+    ] = "video"
+    image_size: Annotated[int, "square input size the images are resized to"] = 64
+    augment: Annotated[bool, "train-time flips, shifts and photometric jitter"] = True
+    level: Annotated[
+        Literal["frame", "video"], "scoring level for reported metrics (video: mean frame score)"
+    ] = "video"
     # -- model ----------------------------------------------------------------------------------
-    model: str = "alexnet_mini"  # a name in fascore.train.models.MODELS ("alexnet" is the paper's)
-    pretrained: str | None = None  # None, "imagenet" (local torch cache) or a state-dict path
-    embed_layer: str | None = None  # the layer whose output is the embedding (model default)
-    init: str = "teacher"  # student initialisation: "scratch", "imagenet" or "teacher"
+    model: Annotated[str, 'a name in fascore.train.models.MODELS ("alexnet" is the paper\'s)'] = (
+        "alexnet_mini"
+    )
+    pretrained: Annotated[
+        str | None, 'None, "imagenet" (local torch cache) or a state-dict path'
+    ] = None
+    embed_layer: Annotated[
+        str | None, "the layer whose output is the embedding (model default)"
+    ] = None
+    init: Annotated[Literal["scratch", "imagenet", "teacher"], "student initialisation"] = "teacher"
     # -- optimisation ---------------------------------------------------------------------------
-    epochs: int = 8
-    batch_size: int = 64  # per domain stream: a student step sees B source and B target images
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
-    steps_per_epoch: int | None = None  # None: one pass over the larger training stream
+    epochs: Annotated[int, "passes over the training data"] = 8
+    batch_size: Annotated[
+        int, "per domain stream: a student step sees B source and B target images"
+    ] = 64
+    lr: Annotated[float, "learning rate"] = 1e-3
+    weight_decay: Annotated[float, "L2 weight decay"] = 5e-4
+    optimizer: Annotated[Literal["adam", "sgd"], "optimiser (sgd: momentum 0.9)"] = "adam"
+    steps_per_epoch: Annotated[int | None, "None: one pass over the larger training stream"] = None
     # -- losses ---------------------------------------------------------------------------------
-    w_mmd: float = 1.0  # weight of MMD^2(teacher(source), student(target))
-    w_pair: float = 1.0  # weight of the paired sample similarity term
-    w_kd: float = 1.0  # weight of Hinton KD (method "kd")
-    kd_temperature: float = 4.0
-    mmd_estimator: str = "biased"  # "biased", "unbiased" or "linear"
-    mmd_kernel: str = "gaussian"  # "gaussian" (multi-bandwidth, median heuristic) or "linear"
-    pair_mode: str = "contrastive"  # "contrastive" (default reading) or "relational"
-    pair_margin: float = 1.0  # contrastive margin on L2-normalised embeddings (max distance 2)
-    pair_sampling: str = "balanced"  # "balanced" same/different-label pairs per step, or "all"
+    w_mmd: Annotated[float, "weight of MMD^2(teacher(source), student(target))"] = 1.0
+    w_pair: Annotated[float, "weight of the paired sample similarity term"] = 1.0
+    w_kd: Annotated[float, 'weight of Hinton KD (method "kd")'] = 1.0
+    kd_temperature: Annotated[float, "softmax temperature of Hinton KD"] = 4.0
+    mmd_estimator: Annotated[Literal["biased", "unbiased", "linear"], "estimator of MMD^2"] = (
+        "biased"
+    )
+    mmd_kernel: Annotated[
+        Literal["gaussian", "linear"], "MMD kernel (gaussian: multi-bandwidth, median heuristic)"
+    ] = "gaussian"
+    pair_mode: Annotated[
+        Literal["contrastive", "relational"], "reading of the pair term (contrastive: default)"
+    ] = "contrastive"
+    pair_margin: Annotated[
+        float, "contrastive margin on L2-normalised embeddings (max distance 2)"
+    ] = 1.0
+    pair_sampling: Annotated[
+        Literal["balanced", "all"], "balanced: same/different-label pairs per step; all: every pair"
+    ] = "balanced"
     # -- evaluation and selection ---------------------------------------------------------------
-    select: str = "target_dev"  # model selection: "target_dev", "source_dev" or "last"
-    n_boot: int = 1000  # bootstrap resamples (over videos) for confidence intervals
+    regime: Annotated[
+        Literal["few-shot", "target-dev"],
+        "headline evaluation regime (both are reported): few-shot uses only the k shots as "
+        "labelled target data; target-dev also selects and thresholds on the target dev split",
+    ] = "few-shot"
+    select: Annotated[
+        Literal["last", "source_dev"],
+        "few-shot model selection: the last epoch (a fixed schedule) or the source dev EER",
+    ] = "last"
+    n_boot: Annotated[int, "bootstrap resamples (over videos) for confidence intervals"] = 1000
     # -- runtime --------------------------------------------------------------------------------
-    seed: int = 0
-    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps"
-    amp: bool = True  # mixed precision, on CUDA only
-    analysis: bool = True  # embeddings, alignment statistics and UMAP after training
-    created: float = field(default_factory=time.time)
-    notes: str = ""
+    seed: Annotated[int, "random seed (data order, shots, initialisation)"] = 0
+    device: Annotated[str, '"auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps"'] = (
+        "auto"
+    )
+    amp: Annotated[bool, "mixed precision, on CUDA only"] = True
+    analysis: Annotated[bool, "embeddings, alignment statistics and UMAP after training"] = True
+    created: Annotated[float, "creation time (seconds since the epoch)"] = field(
+        default_factory=time.time
+    )
+    notes: Annotated[str, "free text kept with the run"] = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,23 +140,58 @@ class RunConfig:
 
     def check(self) -> None:
         """Reject inconsistent choices with one readable message."""
-        choices = {
-            "shot_unit": ("video", "subject"),
-            "level": ("frame", "video"),
-            "init": ("scratch", "imagenet", "teacher"),
-            "optimizer": ("adam", "sgd"),
-            "mmd_estimator": ("biased", "unbiased", "linear"),
-            "mmd_kernel": ("gaussian", "linear"),
-            "pair_mode": ("contrastive", "relational"),
-            "pair_sampling": ("balanced", "all"),
-            "select": ("target_dev", "source_dev", "last"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise FascoreError(f"{name} must be one of {', '.join(allowed)}")
+        if self.select == "target_dev":
+            raise FascoreError(
+                "select=target_dev is the target-dev regime's rule, and every run reports that "
+                "regime too; use --regime target-dev to make it the headline"
+            )
+        for spec in config_fields():
+            value = getattr(self, spec.name)
+            if spec.choices and value not in spec.choices and not (spec.optional and value is None):
+                raise FascoreError(f"{spec.name} must be one of {', '.join(spec.choices)}")
         if not self.data:
             raise FascoreError("no data: give at least one manifest (--data MANIFEST)")
         if self.target_domain in self.source_domains:
             raise FascoreError("the target domain must not also be a source domain")
         if self.epochs < 1 or self.batch_size < 2 or self.image_size < 32:
             raise FascoreError("epochs must be >= 1, batch size >= 2 and image size >= 32")
+
+
+class FieldSpec(NamedTuple):
+    """What the CLI and the Train page need to know about one ``RunConfig`` field."""
+
+    name: str
+    kind: Any  # the bare type: str, int, float, bool, tuple[str, ...] (a Literal is str here)
+    optional: bool  # None is allowed
+    choices: tuple[Any, ...] | None  # the Literal's values, or None for an open set
+    default: Any  # dataclasses.MISSING for a default factory
+    help: str
+
+
+def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
+    kind, help_text, *_ = typing.get_args(hint)  # Annotated[kind, help, ...]
+    args = typing.get_args(kind)
+    optional = type(None) in args
+    if optional:
+        (kind,) = (a for a in args if a is not type(None))
+    choices = None
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        kind = type(choices[0])
+    return FieldSpec(f.name, kind, optional, choices, f.default, help_text)
+
+
+@functools.cache
+def _specs() -> tuple[FieldSpec, ...]:
+    hints = typing.get_type_hints(RunConfig, include_extras=True)
+    return tuple(_spec(f, hints[f.name]) for f in dataclasses.fields(RunConfig))
+
+
+def config_fields() -> tuple[FieldSpec, ...]:
+    """Every field's type, allowed values, default and help, in declaration order."""
+    return _specs()
+
+
+def field_spec(name: str) -> FieldSpec:
+    """One field's spec (``field_spec("pair_mode").choices == ("contrastive", "relational")``)."""
+    return next(s for s in _specs() if s.name == name)

@@ -43,6 +43,7 @@ FILES = {
     "log": "log.txt",
     "checkpoint": "checkpoint.pt",
     "best": "best.pt",
+    "best_alt": "best_alt.pt",
     "scores": "scores.parquet",
     "final": "final.json",
     "shots": "shots.json",

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import ui
-from fascore.config import RunConfig
+from fascore.config import RunConfig, field_spec
 from fascore.data.protocols import PROTOCOLS
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
@@ -43,7 +43,7 @@ def _protocol(col, domains: list[str]) -> dict:
     choice = col.selectbox("Protocol preset", ["custom", *usable], key="train-protocol")
     if choice == "custom":
         return {"source_domains": domains[:1], "target_domain": domains[-1], "shots": 5,
-                "shot_unit": "video"}  # fmt: skip
+                "shot_unit": field_spec("shot_unit").default}  # fmt: skip
     proto = usable[choice]
     col.caption(proto.description)
     return {"source_domains": list(proto.source_domains), "target_domain": proto.target_domain,
@@ -54,6 +54,14 @@ def _teachers() -> list[str]:
     table = ui.runs_table()
     ok = (table["method"] == "source_only") & ~table["state"].isin(jobs.RESUMABLE_STATES)
     return [NEW_TEACHER, *table.loc[ok, "run"]]
+
+
+def _default(name: str):
+    return field_spec(name).default
+
+
+def _help(name: str) -> dict:
+    return {"help": field_spec(name).help}
 
 
 def _form(domains: list[str], proto: dict) -> dict | None:
@@ -75,15 +83,18 @@ def _form(domains: list[str], proto: dict) -> dict | None:
         v["methods"] = a.multiselect("Methods", METHODS.names(), default=["distill"])
         v["seeds"] = b.multiselect("Seeds", list(range(10)), default=[0])
         v["teacher"] = c.selectbox("Teacher (for student methods)", _teachers())
-        v["model"] = a.selectbox(
-            "Backbone", MODELS.names(), index=MODELS.names().index("alexnet_mini")
+        models = MODELS.names()
+        v["model"] = a.selectbox("Backbone", models, index=models.index(_default("model")))
+        v["image_size"] = b.select_slider("Image size", SIZES, value=_default("image_size"))
+        v["epochs"] = c.number_input("Epochs", 1, 500, _default("epochs"), **_help("epochs"))
+        v["w_mmd"] = a.number_input("MMD weight", 0.0, 100.0, _default("w_mmd"), **_help("w_mmd"))
+        v["w_pair"] = b.number_input(
+            "Pair weight", 0.0, 100.0, _default("w_pair"), **_help("w_pair")
         )
-        v["image_size"] = b.select_slider("Image size", SIZES, value=64)
-        v["epochs"] = c.number_input("Epochs", 1, 500, 8)
-        v["w_mmd"] = a.number_input("MMD weight", 0.0, 100.0, 1.0)
-        v["w_pair"] = b.number_input("Pair weight", 0.0, 100.0, 1.0)
-        v["w_kd"] = c.number_input("KD weight", 0.0, 100.0, 1.0)
-        v["pair_mode"] = a.radio("Pair term", ["contrastive", "relational"], horizontal=True)
+        v["w_kd"] = c.number_input("KD weight", 0.0, 100.0, _default("w_kd"), **_help("w_kd"))
+        pair = field_spec("pair_mode")
+        v["pair_mode"] = a.radio("Pair term", pair.choices, pair.choices.index(pair.default),
+                                 horizontal=True, help=pair.help)  # fmt: skip
         devs = ["auto", *(d["id"] for d in ui.devices())]
         labels = {d["id"]: d["label"] for d in ui.devices()} | {
             "auto": "auto (GPU if any, else CPU)"

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from fascore.config import RunConfig
 from fascore.jobs import control as jobs
+from fascore.jobs import launchers
 from fascore.runs import RunStore
 from tests.fakes import EXPERIMENT, make_fake_store
 
@@ -49,7 +50,7 @@ def started(monkeypatch) -> list[list[str]]:
         calls.append(argv)
         return {"pid": None}
 
-    monkeypatch.setattr(jobs.LocalLauncher, "start", start)
+    monkeypatch.setattr(launchers.LocalLauncher, "start", start)
     return calls
 
 

@@ -18,6 +18,7 @@ from fascore.cli import main
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
+from fascore.jobs import launchers
 from fascore.runs import CancelRequested, Run, RunStore, pid_alive
 from tests.fakes import make_fake_store
 
@@ -151,7 +152,7 @@ def test_cancel_stops_the_whole_process_group(store, mode):
         jobs.cancel(run, grace_s=0.5)
         took = time.monotonic() - t0
         assert not pid_alive(proc.pid) and not pid_alive(grandchild)
-        assert not jobs.group_alive(proc.pid)
+        assert not launchers.group_alive(proc.pid)
         assert run.state() == "cancelled" and run.cancel_requested()
         assert took < 5.0 and (mode == "polite" or took >= 0.5)  # SIGKILL only after the grace
     finally:
@@ -187,8 +188,8 @@ def test_a_queued_job_whose_process_died_reads_as_interrupted(store):
 
 
 # -- submit, resume, plan (with a launcher that records instead of starting) ----------------------
-@jobs.LAUNCHERS.register("recorder")
-class Recorder(jobs.Launcher):
+@launchers.LAUNCHERS.register("recorder")
+class Recorder(launchers.Launcher):
     calls: list[list[str]] = []
 
     def start(self, run, argv, env):
@@ -305,7 +306,7 @@ def test_a_real_job_runs_cancels_and_resumes(store, tmp_path):
         assert _wait_for(lambda: run.state() == "running" and run.has("checkpoint"), 25)
         assert run.progress().get("fraction", 0) > 0
         jobs.cancel(run, grace_s=5)
-        assert run.state() == "cancelled" and not jobs.group_alive(pid)
+        assert run.state() == "cancelled" and not launchers.group_alive(pid)
         done_epochs = len(run.metrics())
         jobs.resume(run)
         assert _wait_for(lambda: run.state() in ("done", "failed"), 60), run.log_tail()
@@ -314,5 +315,5 @@ def test_a_real_job_runs_cancels_and_resumes(store, tmp_path):
         assert run.metrics()[-1]["epoch"] == 5 and done_epochs < 5
     finally:
         for key in ("pgid", "pid"):
-            if run.status().get(key) and jobs.group_alive(run.status()[key]):
+            if run.status().get(key) and launchers.group_alive(run.status()[key]):
                 os.killpg(run.status()[key], signal.SIGKILL)

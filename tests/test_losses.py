@@ -289,6 +289,38 @@ def test_relational_matches_its_equation_and_trains_only_the_student():
     assert float(pair_relational(t_s.detach(), t_t, s_t8, s_s)) > 0
 
 
+def _descend(t_s, t_t, own: bool, g) -> tuple[float, float, float]:
+    """Minimise the relational loss over free student features from a random start:
+    (initial loss, final loss, final mean cos(student target, teacher target))."""
+    zs_t = torch.randn(len(t_t), t_t.shape[1], generator=g).requires_grad_()
+    zs_s = torch.randn(len(t_s), t_s.shape[1], generator=g).requires_grad_()
+    opt = torch.optim.Adam([zs_t, zs_s], lr=0.05)
+    first = None
+    for _ in range(400):
+        opt.zero_grad()
+        loss = pair_relational(t_s, t_t, zs_t, zs_s if own else None)
+        first = float(loss.detach()) if first is None else first
+        loss.backward()
+        opt.step()
+    final = float(pair_relational(t_s, t_t, zs_t, zs_s if own else None).detach())
+    return first, final, float(F.cosine_similarity(zs_t, t_t).mean().detach())
+
+
+def test_relational_anchored_copies_the_teachers_direction_own_source_does_not():
+    """What the gradient does (docs/method.md): against the teacher's source anchors, descent
+    drives cos(student, teacher) on target images to 1; with the student's own source features
+    (the methods' form) it matches the similarity structure and leaves the direction free."""
+    g = _gen(12)
+    t_s, t_t = torch.randn(32, 8, generator=g), torch.randn(16, 8, generator=g)
+    first, final, cos = _descend(t_s, t_t, own=False, g=g)
+    assert final < 1e-3 * first and cos > 0.99
+    first, final, cos = _descend(t_s, t_t, own=True, g=g)
+    assert final < 0.01 * first and abs(cos) < 0.5
+    rot, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))  # a rotated teacher: loss 0
+    assert float(pair_relational(t_s, t_t, t_t @ rot, t_s @ rot)) < 1e-10
+    assert float(F.cosine_similarity(t_t @ rot, t_t).mean()) < 0.9
+
+
 def test_pair_losses_dispatch_by_name():
     g = _gen(11)
     f = PairFeatures(

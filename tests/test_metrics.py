@@ -69,12 +69,58 @@ def test_eer_is_one_half_for_identical_distributions():
 
 def test_eer_interpolates_at_the_crossing():
     # live 0.1 0.5 0.6, spoof 0.55 0.9; (APCER - BPCER) is 1/6 at t = 0.6 and -1/3 at t = 0.55,
-    # so the crossing is a third of the way: EER = 1/3 + 0 = 1/2 - 1/6, t = 0.6 - 0.05 / 3
+    # so the crossing is a third of the way: EER = 1/3 + 0 = 1/2 - 1/6. The threshold: flagging
+    # {0.9, 0.6} has the smallest |APCER - BPCER| (1/6); thresholds in (0.55, 0.6] do that.
     y = np.array([0, 0, 0, 1, 1])
     s = np.array([0.1, 0.5, 0.6, 0.55, 0.9])
     rate, thr = eer(y, s)
     assert rate == pytest.approx(1 / 3)
-    assert thr == pytest.approx(0.6 - 0.05 / 3)
+    assert thr == pytest.approx(0.575)
+
+
+def test_eer_threshold_is_the_midpoint_of_the_equal_error_interval():
+    # separable: every threshold in (0.3, 0.7] gives 0 errors; the midpoint is 0.5
+    y, s = np.array([0, 0, 0, 1, 1, 1]), np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    assert eer(y, s) == (0.0, pytest.approx(0.5))
+    # APCER = BPCER = 1/2 only when {0.9, 0.6} are flagged: thresholds in (0.4, 0.6]; the old
+    # rule took the top edge 0.6, where a test live score of 0.6 counts as an attack
+    y, s = np.array([0, 0, 1, 1]), np.array([0.2, 0.6, 0.4, 0.9])
+    rate, thr = eer(y, s)
+    assert rate == pytest.approx(0.5) and thr == pytest.approx(0.5)
+    rates = error_rates(ScoreSet(y, s), thr)
+    assert rates["apcer"] == rates["bpcer"] == 0.5
+
+
+def test_eer_threshold_on_ties_and_tiny_dev_sets():
+    # one live and one spoof with the same score: flag both (BPCER 1, APCER 0) or neither;
+    # they tie at |APCER - BPCER| = 1 and the rule takes the one that flags more
+    y, s = np.array([0, 1]), np.array([0.4, 0.4])
+    rate, thr = eer(y, s)
+    assert rate == pytest.approx(0.5) and thr <= 0.4
+    # one of each, separable: halfway between them
+    assert eer(np.array([0, 1]), np.array([0.2, 0.8]))[1] == pytest.approx(0.5)
+    # ties across classes at the crossing: live 0.3 0.5 0.5, spoof 0.5 0.5 0.9
+    y, s = np.array([0, 0, 0, 1, 1, 1]), np.array([0.3, 0.5, 0.5, 0.5, 0.5, 0.9])
+    rate, thr = eer(y, s)
+    r = error_rates(ScoreSet(y, s), thr)
+    # flagging {0.9} gives APCER 2/3, BPCER 0; adding the tied 0.5s gives APCER 0, BPCER 2/3:
+    # equal gaps, so the threshold flags the ties, halfway between 0.5 and 0.3
+    assert (
+        thr == pytest.approx(0.4) and r["apcer_pooled"] == 0 and r["bpcer"] == pytest.approx(2 / 3)
+    )
+    assert rate == pytest.approx(1 / 3)
+    # the threshold always reproduces the smallest |APCER - BPCER| the dev scores allow
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5, 8):
+        for _ in range(50):
+            y = rng.permutation(np.r_[0, 1, rng.integers(0, 2, n - 2)])
+            s = rng.integers(0, 4, n) / 4.0
+            _, thr = eer(y, s)
+            r = error_rates(ScoreSet(y, s), thr)
+            gaps = [abs(error_rates(ScoreSet(y, s), t)["apcer_pooled"]
+                        - error_rates(ScoreSet(y, s), t)["bpcer"])
+                    for t in (*np.unique(s), 2.0)]  # fmt: skip
+            assert abs(r["apcer_pooled"] - r["bpcer"]) == pytest.approx(min(gaps))
 
 
 def test_eer_and_auc_are_nan_with_one_class():

@@ -1,7 +1,7 @@
 """``python -m fascore train``: one run into the run store.
 
-Every ``RunConfig`` field is a flag (``--image-size``, ``--w-mmd`` ...), with its help taken from
-the field's comment in ``fascore/config.py``, so the config stays the one place that knows them.
+Every ``RunConfig`` field is a flag (``--image-size``, ``--w-mmd`` ...), with its type, allowed
+values and help read from ``fascore.config.config_fields()``, the one place that knows them.
 ``--run RUN_ID`` trains a run whose config the store already holds (what a launcher starts).
 """
 
@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
-import re
 import typing
 
-from fascore.config import RunConfig
+from fascore.config import RunConfig, config_fields
 from fascore.jobs.slurm_options import add_flags as add_launcher_flags
 from fascore.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
-
-
-def _field_help() -> dict[str, str]:
-    src = inspect.getsource(RunConfig)
-    return dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", src, flags=re.M))
 
 
 def _optional(kind):
@@ -32,25 +25,24 @@ def _optional(kind):
     return parse
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field; absent flags stay absent (SUPPRESS), so only given ones override."""
-    helps, hints = _field_help(), typing.get_type_hints(RunConfig)
-    for f in dataclasses.fields(RunConfig):
-        if f.name in ("created",):
+    for spec in config_fields():
+        if spec.name in ("created", *skip):
             continue
-        flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        kw = {"default": argparse.SUPPRESS, "help": f"{helps.get(f.name, '')} (default: {default})"}
-        args = typing.get_args(hint)
-        if hint is bool:
+        default = None if spec.default is dataclasses.MISSING else spec.default
+        kw = {"default": argparse.SUPPRESS, "help": f"{spec.help} (default: {default})"}
+        if spec.kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(hint) is tuple:
-            kw.update(nargs="+", metavar=f.name.upper())
-        elif type(None) in args:
-            kw.update(type=_optional(next(a for a in args if a is not type(None))))
+        elif typing.get_origin(spec.kind) is tuple:
+            kw.update(nargs="+", metavar=spec.name.upper())
+        elif spec.optional:
+            kw.update(type=_optional(spec.kind))
         else:
-            kw["type"] = hint
-        parser.add_argument(flag, dest=f"cfg_{f.name}", **kw)
+            kw["type"] = spec.kind
+        if spec.choices:
+            kw["choices"] = spec.choices
+        parser.add_argument("--" + spec.name.replace("_", "-"), dest=f"cfg_{spec.name}", **kw)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

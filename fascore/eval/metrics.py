@@ -115,23 +115,40 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def eer(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """Equal error rate and its threshold: ``(eer, threshold)``; NaNs for a missing class.
+    """Equal error rate and the threshold at the EER point: ``(eer, threshold)``; NaNs for a
+    missing class.
 
-    APCER (pooled, ``1 - tpr``) falls and BPCER (``fpr``) rises as the threshold drops; the
-    EER and threshold are linearly interpolated between the two ROC points where
-    ``APCER - BPCER`` changes sign (exact when it hits 0, e.g. 0 for separable scores).
+    The rate: APCER (pooled, ``1 - tpr``) falls and BPCER (``fpr``) rises as the threshold drops;
+    the EER is linearly interpolated between the two ROC points where ``APCER - BPCER`` changes
+    sign (exact when it hits 0, e.g. 0 for separable scores).
+
+    The threshold: every threshold between two adjacent distinct scores makes the same decisions,
+    so the EER point is an interval of thresholds, not a number. Of the decision sets (ROC points)
+    with the smallest ``|APCER - BPCER|`` (when one above and one below zero tie, the one that
+    flags more), the threshold is the **midpoint** of the interval of thresholds that give them:
+    halfway between the lowest score they flag and the highest score they do not. Taking an edge
+    instead (e.g. the lowest flagged score) would skew the test-set errors towards APCER or BPCER.
     """
     if not _both_classes(np.asarray(y)):
         return NAN, NAN
     fpr, tpr, thr = roc_points(y, s)
-    diff = (1.0 - tpr) - fpr
+    diff = (1.0 - tpr) - fpr  # diff[j]: flag the j highest distinct scores; 1 at j = 0, -1 at K
     k = int(np.argmax(diff <= 0))  # exists: diff is 1 at thr=inf and -1 at the lowest score
     if diff[k] == 0:
-        return float(fpr[k]), float(thr[k])
-    # the point before the first ROC point is "nothing flagged"; place it just above the max
-    t_hi = thr[k - 1] if np.isfinite(thr[k - 1]) else np.nextafter(thr[k], np.inf)
-    a = diff[k - 1] / (diff[k - 1] - diff[k])
-    return float(fpr[k - 1] + a * (fpr[k] - fpr[k - 1])), float(t_hi + a * (thr[k] - t_hi))
+        rate = float(fpr[k])
+    else:
+        a = diff[k - 1] / (diff[k - 1] - diff[k])
+        rate = float(fpr[k - 1] + a * (fpr[k] - fpr[k - 1]))
+    gap = np.abs(diff)
+    best = np.flatnonzero(np.isclose(gap, gap.min(), rtol=0, atol=1e-12))
+    if (diff[best] < 0).any():
+        best = best[(diff[best] <= 0)]
+    lo_j, hi_j = int(best.min()), int(best.max())
+    if hi_j == 0:  # flagging nothing is best: any threshold above the highest score
+        return rate, float(np.nextafter(thr[1], np.inf))
+    upper = thr[max(lo_j, 1)]  # the lowest score the chosen sets flag at the least
+    lower = thr[hi_j + 1] if hi_j + 1 < len(thr) else thr[-1]  # the highest one left unflagged
+    return rate, float((upper + lower) / 2)
 
 
 def det_points(

@@ -16,11 +16,7 @@ import fcntl
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +26,9 @@ import pandas as pd
 
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.registry import Registry
+from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
 from fascore.runs import ACTIVE_STATES, RUNS_ENV, CancelRequested, Run, RunStore
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SLOTS_DIR = ".slots"
 SLOT_ENV = {"cpu": "FASCORE_SLOTS_CPU", "gpu": "FASCORE_SLOTS_GPU"}
 #: How often a job waiting for a slot refreshes its heartbeat (seconds).
@@ -41,103 +36,6 @@ WAIT_HEARTBEAT_S = 5.0
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
 #: Set in a job a cluster scheduler placed: its allocation is its device slot (no lock files).
 NO_SLOT_ENV = "FASCORE_NO_SLOT"
-
-
-# -- launchers -----------------------------------------------------------------------------------
-class Launcher:
-    """Starts and stops ``python -m fascore ARGV...`` somewhere; subclasses say where (a cluster
-    launcher submits a batch job, records its job id in the status and cancels it by that id)."""
-
-    name = "local"
-
-    def start(self, run: Run, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-        """Start the job; returns fields merged into the run's status (e.g. pid, pgid)."""
-        raise NotImplementedError
-
-    def stop(self, run: Run, grace_s: float) -> None:
-        """Stop the job and everything it started, waiting at most ``grace_s`` before forcing."""
-        raise NotImplementedError
-
-
-LAUNCHERS: Registry[type[Launcher]] = Registry("launcher")
-
-
-@LAUNCHERS.register("local")
-class LocalLauncher(Launcher):
-    """A child process of this machine in its own session (so its group can be signalled)."""
-
-    def start(self, run: Run, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-        with open(run.file("log"), "ab") as log:  # the child keeps its own copy of the fd
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "fascore", *argv],
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        # Reap the child when it exits, so a long-lived parent (the dashboard) collects no zombies.
-        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-        return {"pid": proc.pid, "pgid": proc.pid}
-
-    def stop(self, run: Run, grace_s: float) -> None:
-        status = run.status()
-        host = status.get("host", socket.gethostname())
-        if host != socket.gethostname():  # its pid means nothing here: never signal it
-            raise FascoreError(
-                f"run {run.id} runs on {host}: it was asked to stop at its next step; "
-                f"to force it, run `python -m fascore cancel {run.id}` on {host}"
-            )
-        pgid = status.get("pgid") or status.get("pid")
-        if pgid:
-            stop_group(int(pgid), grace_s)
-
-
-def _proc_groups() -> set[int] | None:
-    """The process groups with a live (non-zombie) member, from /proc; None without /proc."""
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
-        return None
-    groups: set[int] = set()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        if fields[0] != "Z":
-            groups.add(int(fields[2]))
-    return groups
-
-
-def group_alive(pgid: int) -> bool:
-    """True while any non-zombie process of group ``pgid`` exists (``killpg(pgid, 0)`` alone
-    counts zombies, which a container without an init process may never reap)."""
-    groups = _proc_groups()
-    if groups is not None:
-        return pgid in groups
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True  # it exists (PermissionError: it exists but is not ours)
-
-
-def stop_group(pgid: int, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
-        deadline = time.monotonic() + wait_s
-        while group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not group_alive(pgid):
-            return
-    raise FascoreError(f"process group {pgid} survived SIGKILL; check it with `ps -g {pgid}`")
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
@@ -200,24 +98,6 @@ def submit(
         return run
     run.write_config(config.to_dict())
     return _launch(run, store, launcher, ["train", "--run", run.id], "submitted")
-
-
-def submit_plan(
-    items: list[tuple[RunConfig, list[str]]],
-    store: RunStore | None = None,
-    launcher: str | Launcher = "local",
-) -> list[Run]:
-    """Submit a plan of ``(config, run ids it depends on)`` items, teachers before students.
-
-    A launcher with its own ``submit_plan`` (Slurm: job arrays with ``afterok`` dependencies)
-    takes the whole plan in one call; otherwise each run is submitted in turn (a student's job
-    waits for its teacher run inside the trainer).
-    """
-    store = store or RunStore()
-    impl = _impl(launcher)
-    if hasattr(impl, "submit_plan"):
-        return impl.submit_plan(items, store)
-    return [submit(cfg, store, impl) for cfg, _ in items]
 
 
 def cancel(run: Run, grace_s: float = 10.0) -> Run:
@@ -312,10 +192,14 @@ def launch(
     base: RunConfig, methods: list[str], seeds: list[int], launcher: str | Launcher = "local",
     **kw: Any,
 ) -> list[Run]:
-    """``plan_runs(..., teacher=, store=)`` then ``submit_plan`` (teachers first)."""
+    """``plan_runs(..., teacher=, store=)`` then submit every run (teachers first) without
+    waiting; a launcher with ``submit_plan`` takes the whole plan in one call."""
     store = kw.pop("store", None) or RunStore()
     plan = plan_runs(base, methods, seeds, store=store, **kw)
-    return submit_plan([(c, [c.teacher] if c.teacher else []) for c in plan], store, launcher)
+    impl = _impl(launcher)
+    if hasattr(impl, "submit_plan"):  # Slurm: job arrays, students afterok on their teachers
+        return impl.submit_plan([(c, [c.teacher] if c.teacher else []) for c in plan], store)
+    return [submit(cfg, store, impl) for cfg in plan]  # students wait inside their job
 
 
 def submit_demo(preset: str = "demo", store: RunStore | None = None) -> list[Run]:

@@ -76,7 +76,7 @@ def demo_configs(
             if m == "source_only":
                 continue
             student = teacher.to_dict() | {**DEMO_PROTOCOL, **overrides}
-            student.update(method=m, seed=seed, teacher=teacher.run_id(), select="target_dev")
+            student.update(method=m, seed=seed, teacher=teacher.run_id(), select="last")
             student.pop("created")
             configs.append(RunConfig.from_dict(student))
     return configs

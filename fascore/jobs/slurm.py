@@ -30,7 +30,8 @@ from typing import Any
 
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.jobs.control import LAUNCHERS, NO_SLOT_ENV, REPO_ROOT, Launcher
+from fascore.jobs.control import NO_SLOT_ENV
+from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
 from fascore.jobs.slurm_options import SlurmOptions, load_options
 from fascore.runs import ACTIVE_STATES, RUNS_ENV, STATE_PROBES, Run, RunStore
 
@@ -376,31 +377,12 @@ class SlurmLauncher(Launcher):
         return (f"Slurm job {job} on {part} · {said if view else 'Slurm no longer lists it'}"
                 + (f" · after {', '.join(after)}" if after else ""))  # fmt: skip
 
-    def submit_plan(self, items: list[tuple[RunConfig, list[str]]], store: RunStore) -> list[Run]:
-        """Submit a plan: ``(config, run ids it depends on)`` items, as one job array per
-        dependency level (teachers first, then students ``afterok`` on their teachers' tasks).
-        Runs already queued, running or done are left as they are (like ``submit``)."""
-        from fascore.jobs.control import prepare_submission
+    def submit_plan(
+        self, items: list[tuple[RunConfig, list[str]]], store: RunStore, **kw: Any
+    ) -> list[Run]:
+        """A plan as job arrays with ``afterok`` dependencies (see ``fascore.jobs.slurm_plan``)."""
+        from fascore.jobs.slurm_plan import submit_plan
 
         opts = self.options or load_options(store.root)
         self.check(store, opts)
-        runs = {cfg.run_id(): store.run(cfg.run_id()) for cfg, _ in items}
-        deps = {cfg.run_id(): list(d) for cfg, d in items}
-        level: dict[str, int] = {}
-
-        def depth(rid: str, seen: tuple[str, ...] = ()) -> int:
-            if rid not in level:
-                inside = [d for d in deps.get(rid, []) if d in deps and d not in seen]
-                level[rid] = 1 + max((depth(d, (*seen, rid)) for d in inside), default=-1)
-            return level[rid]
-
-        fresh = [cfg for cfg, _ in items if prepare_submission(cfg, store, launcher=self.name)]
-        jobs: dict[str, str] = {}
-        for lv in sorted({depth(c.run_id()) for c in fresh}):
-            todo = [c for c in fresh if depth(c.run_id()) == lv]
-            after = sorted({j for c in todo for d in deps[c.run_id()]
-                            if (j := jobs.get(d) or _slurm_job_of(store.run(d)))})  # fmt: skip
-            argv = [(runs[c.run_id()], ["train", "--run", c.run_id()]) for c in todo]
-            for c, job in zip(todo, submit_array(store, argv, opts, after), strict=True):
-                jobs[c.run_id()] = job
-        return list(runs.values())
+        return submit_plan(items, store, opts, **kw)

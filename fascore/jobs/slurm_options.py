@@ -153,12 +153,14 @@ def load_options(store_root: Path) -> SlurmOptions:
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """``--launcher`` and the Slurm options (absent flags fall back to ``<store>/slurm.toml``)."""
-    parser.add_argument(
-        "--launcher", default=None,
-        help="start the run as a background job with this launcher (local or slurm)",
-    )  # fmt: skip
+def add_flags(parser: argparse.ArgumentParser, launcher: bool = True) -> None:
+    """``--launcher`` (unless the command has its own) and the Slurm options (absent flags fall
+    back to ``<store>/slurm.toml``)."""
+    if launcher:
+        parser.add_argument(
+            "--launcher", default=None,
+            help="start the run as a background job with this launcher (local or slurm)",
+        )  # fmt: skip
     g = parser.add_argument_group(
         "Slurm options (with --launcher slurm; defaults: <store>/slurm.toml)"
     )

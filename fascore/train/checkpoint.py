@@ -15,8 +15,11 @@ from fascore.errors import FascoreError
 from fascore.runs import Run
 
 
-def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, streams=()) -> None:
-    """Write ``checkpoint.pt`` via a temporary file and an atomic rename."""
+def save_checkpoint(run: Run, method, sched, epoch: int, best: dict, streams=()) -> None:
+    """Write ``checkpoint.pt`` via a temporary file and an atomic rename.
+
+    ``best`` is the selection state, ``{regime: {"epoch", "score"}}`` (see ``fascore.train.regimes``).
+    """
     state = {
         "epoch": epoch,
         "model": method.model.state_dict(),
@@ -26,8 +29,7 @@ def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, stre
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "streams": [s.gen.get_state() for s in streams],
-        "best_epoch": -1 if best is None else int(best["epoch"]),
-        "best_score": 0.0 if best is None else float(best["score"]),
+        "best": {r: [int(b["epoch"]), float(b["score"])] for r, b in best.items()},
     }
     target = run.file("checkpoint")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -35,7 +37,7 @@ def save_checkpoint(run: Run, method, sched, epoch: int, best: dict | None, stre
     os.replace(tmp, target)
 
 
-def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | None]:
+def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict]:
     """Restore everything ``save_checkpoint`` wrote; returns (last epoch, best selection)."""
     try:
         state = torch.load(run.file("checkpoint"), map_location="cpu", weights_only=True)
@@ -52,7 +54,5 @@ def load_checkpoint(run: Run, method, sched, streams=()) -> tuple[int, dict | No
         torch.cuda.set_rng_state_all(state["rng_cuda"])
     for stream, gen_state in zip(streams, state["streams"], strict=False):
         stream.gen.set_state(gen_state)
-    best = None
-    if state["best_epoch"] >= 0:
-        best = {"epoch": state["best_epoch"], "score": state["best_score"]}
+    best = {r: {"epoch": int(e), "score": float(v)} for r, (e, v) in state.get("best", {}).items()}
     return int(state["epoch"]), best

@@ -6,10 +6,11 @@ the development sets, writes a metrics line, an atomic checkpoint and, when the 
 so, the best weights. At the end it scores the development and test sets with the selected weights,
 writes the PAD metrics and runs the analysis (embeddings, alignment statistics, UMAP).
 
-Model selection (``config.select``): ``target_dev`` picks the epoch with the lowest EER on the
-target domain's development split, ``source_dev`` on the source's, ``last`` the last epoch. The
-target's test split is never looked at before the end. Thresholds: the target test set is scored
-at the target dev set's EER threshold; the source test set at the source dev set's.
+Model selection and thresholds follow the evaluation regimes of ``fascore.train.regimes``: the
+loop keeps one selected checkpoint per regime (``few-shot``: ``config.select``, ``last`` or
+``source_dev``; ``target-dev``: the lowest target dev EER), each at the reported scoring level
+(``config.level``), and ``_finish`` scores and evaluates both. The target's test split is never
+looked at before the end. A non-finite loss stops the run (state ``failed``, checkpoints kept).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ import os
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 
 from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, normalize, normalize_bytes_
+from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval import metrics
 from fascore.progress import Progress
 from fascore.runs import CancelRequested, Run, RunStore
+from fascore.train import regimes
 from fascore.train.checkpoint import load_checkpoint, save_checkpoint
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
@@ -116,14 +120,20 @@ def predict_scores(model: FASModel, data: TrainData, rows: np.ndarray, device) -
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def dev_summary(model: FASModel, data: TrainData, part: str, device) -> dict | None:
-    """AUC and EER of a development part, frame level (a fast per-epoch check)."""
+def dev_summary(model: FASModel, data: TrainData, part: str, device, level: str) -> dict | None:
+    """AUC and EER of a development part at the reported scoring level (selection uses it)."""
     rows = data.rows(part)
     y = data.frame.loc[data.frame.index[rows], "y"].to_numpy()
     if len(rows) == 0 or len(set(y)) < 2:
         return None
     s = predict_scores(model, data, rows, device)
-    return {"auc": metrics.auc(y, s), "eer": metrics.eer(y, s)[0]}
+    if not np.isfinite(s).all():
+        return {"auc": float("nan"), "eer": float("nan"), "level": level}
+    units = metrics.ScoreSet(y, s, video=data.frame["video"].to_numpy()[rows])
+    if level == "video":
+        units = metrics.video_scores(units)
+    out = {"auc": metrics.auc(units.y, units.score), "eer": metrics.eer(units.y, units.score)[0]}
+    return {**out, "level": level}
 
 
 def _streams(cfg: RunConfig, method: Method, data: TrainData, device) -> list:
@@ -161,12 +171,27 @@ def _next_batch(src, tgt) -> Batch:
     return Batch(xs, ys, xt, yt)
 
 
-def _selection_score(cfg: RunConfig, record: dict) -> float:
-    key = {"target_dev": "target_dev", "source_dev": "source_dev"}.get(cfg.select)
-    if key is None:
-        return -record["epoch"]  # "last": later is better
-    dev = record.get(key)
-    return dev["eer"] if dev else -record["epoch"]
+def headline_regime(cfg: RunConfig) -> str:
+    """The regime whose selected weights the run analyses and reports first."""
+    return cfg.regime
+
+
+def _weights_key(cfg: RunConfig, regime: str) -> str:
+    return "best" if regime == headline_regime(cfg) else "best_alt"
+
+
+def _select(run: Run, cfg: RunConfig, method: Method, record: dict, best: dict) -> dict:
+    """Update each regime's selection with this epoch; save the weights of the ones it wins."""
+    for regime in regimes.REGIMES:
+        score = regimes.selection_value(record, regimes.selection_rule(regime, cfg.select))
+        if regime not in best or score <= best[regime]["score"]:
+            best[regime] = {"epoch": record["epoch"], "score": score}
+            key = _weights_key(cfg, regime)
+            torch.save(
+                {"model": method.model.state_dict(), "epoch": record["epoch"]}, _tmp(run, key)
+            )
+            _tmp(run, key).replace(run.file(key))
+    return best
 
 
 def train(
@@ -219,7 +244,7 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     streams = _streams(cfg, method, data, device)
     live = [s for s in streams if s is not None]
     tracker = data.epoch_tracker(run) if cfg.analysis else None
-    start_epoch, best = 0, None
+    start_epoch, best = 0, {}
     if resume and run.has("checkpoint"):
         start_epoch, best = load_checkpoint(run, method, sched, live)
         run.log(f"resumed after epoch {start_epoch}")
@@ -230,10 +255,7 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar)
         record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker)
-        if best is None or _selection_score(cfg, record) <= best["score"]:
-            best = {"epoch": epoch, "score": _selection_score(cfg, record)}
-            torch.save({"model": method.model.state_dict(), "epoch": epoch}, _tmp(run, "best"))
-            _tmp(run, "best").replace(run.file("best"))
+        best = _select(run, cfg, method, record, best)
         save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
     _finish(run, cfg, method, teacher, data, device, best, tracker)
@@ -250,6 +272,13 @@ def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float
     t0, last_beat = time.time(), 0.0
     for step in range(1, n_steps + 1):
         logs = method.update(_next_batch(src, tgt))
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad:
+            raise FascoreError(
+                f"training diverged at epoch {epoch}, step {step}: "
+                + ", ".join(f"{k} = {v}" for k, v in bad.items())
+                + f"; checkpoints up to epoch {epoch - 1} are kept. Lower --lr or check the data"
+            )
         sched.step()
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + v
@@ -277,8 +306,8 @@ def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> 
         "step": epoch * n_steps,
         "time_s": time.time(),
         "train": logs,
-        "source_dev": dev_summary(model, data, "source_dev", device),
-        "target_dev": dev_summary(model, data, "target_dev", device),
+        "source_dev": dev_summary(model, data, "source_dev", device, cfg.level),
+        "target_dev": dev_summary(model, data, "target_dev", device, cfg.level),
         "mmd": None,
     }
     if tracker is not None:
@@ -293,17 +322,57 @@ def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, tracker) -> 
     return record
 
 
-def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
+def _regime_results(run, cfg, method, data, device, best) -> tuple[dict, pd.DataFrame]:
+    """Score dev and test with each regime's selected weights; evaluate each regime.
+
+    Returns ``{display name: results}`` and the headline regime's score table.
+    """
+    uses_target = METHODS.get(cfg.method).uses_target
+    out, tables, head = {}, {}, headline_regime(cfg)
+    for regime in sorted(regimes.REGIMES, key=lambda r: r != head):  # the headline first
+        epoch = best[regime]["epoch"]
+        if epoch not in tables:
+            state = torch.load(
+                run.file(_weights_key(cfg, regime)), map_location="cpu", weights_only=True
+            )
+            method.model.load_state_dict(state["model"])
+            method.model.eval()
+            tables[epoch] = score_frame(
+                data, lambda r: predict_scores(method.model, data, r, device)
+            )
+        res = data.evaluate(tables[epoch], cfg, regime)
+        rule = regimes.selection_rule(regime, cfg.select)
+        name = regimes.display_name(regime, cfg.shots, uses_target)
+        out[name] = {"regime": regime, "selection": rule, "selected_epoch": epoch, **res}
+    head_epoch = best[head]["epoch"]
     state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-    method.model.load_state_dict(state["model"])
+    method.model.load_state_dict(state["model"])  # analysis uses the headline's weights
     method.model.eval()
+    return out, tables[head_epoch]
+
+
+def _finish(run, cfg, method, teacher, data, device, best, tracker) -> None:
     run.update_status(message="scoring the test sets")
-    scores = score_frame(data, lambda rows: predict_scores(method.model, data, rows, device))
+    results, scores = _regime_results(run, cfg, method, data, device, best)
     run.write_table("scores", scores)
-    final = {"selected_epoch": best["epoch"], "select": cfg.select, **data.evaluate(scores, cfg)}
+    head = next(iter(results.values()))
+    final = {
+        "regime": next(iter(results)),
+        "selected_epoch": head["selected_epoch"],
+        "select": head["selection"],
+        "level": cfg.level,
+        "threshold_rule": f"EER threshold of the {head['threshold_from'].replace('_', ' ')} split "
+        "(at the scoring level), applied to the target test split; the source test split uses "
+        "the source dev threshold; hter_oracle uses the test split's own EER, reference only",
+        "label_budget": head["label_budget"],
+        "preprocessing": {m: read_preprocessing(m) for m in cfg.data},
+        "shots": data.shots,
+        **{k: head[k] for k in ("target_test", "source_test") if k in head},
+        "regimes": results,
+    }
     run.write_json("final", final)
     hter = (final.get("target_test") or {}).get("hter")
-    run.log(f"selected epoch {best['epoch']}; target test HTER {hter}")
+    run.log(f"{final['regime']}: selected epoch {head['selected_epoch']}; target test HTER {hter}")
     if tracker is not None:
         from fascore.eval.analysis import analyse_run
 

@@ -259,10 +259,17 @@ def pair_relational(zt_s: Tensor, zt_t: Tensor, zs_t: Tensor, zs_s: Tensor | Non
 
     zt_s (N, D) teacher on source, zt_t (M, D) teacher on target, zs_t (M, D') student on target,
     zs_s (N, D') student on source or None. ``S_T = cos(zt_s, zt_t)`` (N, M) is the teacher's
-    source-target similarity structure; the student's is ``S_S = cos(zt_s, zs_t)`` (its target
-    embedding against the frozen source anchors, needs D' = D) or, given zs_s,
-    ``S_S = cos(zs_s, zs_t)``. Loss ``mean_{ij} (S_S - S_T)^2``: the student keeps which target
-    samples resemble which source samples without having to copy the teacher's features.
+    source-target similarity structure. Loss ``mean_{ij} (S_S - S_T)^2`` with:
+
+    - ``zs_s`` given (what the ``pair``/``distill`` methods use): ``S_S = cos(zs_s, zs_t)``, the
+      student's own structure. It is unchanged by any rotation of the student's feature space,
+      so the student matches which target samples resemble which source samples **without**
+      copying the teacher's features (pinned in tests: a rotated teacher scores 0, and descent
+      from random features reaches ~0 loss while ``cos(zs_t, zt_t)`` stays near 0);
+    - ``zs_s`` None (anchored): ``S_S = cos(zt_s, zs_t)`` against the frozen teacher anchors
+      (needs D' = D). With N >= D anchors in general position its only minimiser is
+      ``zs_t`` parallel to ``zt_t``: minimising it **copies the teacher's feature direction**
+      on every target image (descent drives ``cos(zs_t, zt_t)`` to 1; pinned in tests).
     """
     s_teacher = _cos_matrix(zt_s, zt_t).detach()
     anchors = zt_s.detach() if zs_s is None else zs_s

@@ -181,9 +181,10 @@ class _Distill(Method):
     def _pair(self, batch: Batch, zt_s: torch.Tensor, zs_t: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         if cfg.pair_mode == "relational":
-            feats = losses.PairFeatures(
-                zt_s, batch.ys, zs_t, batch.yt, teacher_tgt=self.teacher_features(batch.xt)
-            )
+            feats = losses.PairFeatures(  # the student's own source features: see pair_relational
+                zt_s, batch.ys, zs_t, batch.yt, teacher_tgt=self.teacher_features(batch.xt),
+                student_src=self.model.features(batch.xs).float(),
+            )  # fmt: skip
             return losses.pair_loss("relational", feats)
         feats = losses.PairFeatures(zt_s, batch.ys, zs_t, batch.yt)
         return losses.pair_loss(

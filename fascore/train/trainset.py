@@ -17,11 +17,11 @@ import pandas as pd
 from fascore.config import RunConfig
 from fascore.data.fewshot import sample_shots
 from fascore.data.images import ImageArray, load_images
-from fascore.data.manifest import read_preprocessing
 from fascore.data.protocols import load_manifests
 from fascore.errors import FascoreError
 from fascore.eval import metrics
 from fascore.runs import CancelRequested, Run, RunStore
+from fascore.train import regimes
 from fascore.train.methods import METHODS
 
 #: Columns of the per-sample scores table (see docs/run-folder.md).
@@ -93,31 +93,34 @@ class TrainData:
         cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video"]
         return samples[cols].reset_index(drop=True), self.images.images[rows]
 
-    def evaluate(self, scores: pd.DataFrame, cfg: RunConfig) -> dict:
-        """PAD metrics: dev-EER threshold of the same domain applied to its test set."""
+    def evaluate(self, scores: pd.DataFrame, cfg: RunConfig, regime: str) -> dict:
+        """PAD metrics of one regime (see ``fascore.train.regimes``) from one set of scores.
+
+        The target test set is scored at the EER threshold of the regime's dev split (source dev
+        for few-shot, target dev for target-dev); the source test set at the source dev's.
+        Returns ``{"target_test", "source_test", "label_budget", "threshold_from"}`` (a test
+        entry is missing where its dev or test split lacks a class).
+        """
 
         def part(role: str, split: str) -> metrics.ScoreSet | None:
             sub = scores[(scores["role"] == role) & (scores["split"] == split)]
             return metrics.ScoreSet.from_frame(sub) if sub["y"].nunique() == 2 else None
 
+        uses_target = METHODS.get(cfg.method).uses_target
+        source_from = regimes.THRESHOLD_FROM[regime]
         out = {
-            "level": cfg.level,
-            "threshold_rule": "EER threshold of the same domain's dev split, applied to its test "
-            "split; hter_oracle uses the test split's own EER and is shown for reference only",
-            "preprocessing": {m: read_preprocessing(m) for m in cfg.data},
-            "shots": self.shots,
+            "threshold_from": source_from,
+            "label_budget": regimes.label_budget(self.frame, regime, cfg.select, uses_target),
         }
-        for role in ("target", "source"):
-            dev, test = part(role, "dev"), part(role, "test")
+        pairs = {
+            "target_test": (part(*source_from.split("_")), part("target", "test")),
+            "source_test": (part("source", "dev"), part("source", "test")),
+        }
+        for key, (dev, test) in pairs.items():
             if dev is not None and test is not None:
-                out[f"{role}_test"] = metrics.evaluate(
+                out[key] = metrics.evaluate(
                     dev, test, level=cfg.level, n_boot=cfg.n_boot, seed=cfg.seed
                 )
-        src_dev, tgt_test = part("source", "dev"), part("target", "test")
-        if src_dev is not None and tgt_test is not None:  # the cross-data-set convention
-            out["target_test_source_threshold"] = metrics.evaluate(
-                src_dev, tgt_test, level=cfg.level, n_boot=0, seed=cfg.seed
-            )
         return out
 
 

@@ -1,0 +1,83 @@
+"""``python -m fascore sweep`` end to end on a tiny manifest the test builds (not SynthFAS):
+teachers then students through the local job launcher, reuse by config hash, continuing after an
+interruption, and the results files with their columns and label budgets."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from fascore.cli import main
+from fascore.eval.experiment import COLUMNS
+from fascore.runs import RunStore
+from tests.helpers import stripe_manifest
+
+FLAGS = ["--epochs", "2", "--batch-size", "16", "--no-analysis", "--n-boot", "20",
+         "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch) -> RunStore:
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("FASCORE_SLOTS_CPU", raising=False)
+    return RunStore()
+
+
+def _sweep(manifest, out, *extra: str) -> int:
+    return main(["sweep", "--data", str(manifest), "--source-domains", "studio",
+                 "--target-domain", "phone", "--methods", "finetune", "target_only",
+                 "--seeds", "0", "1", "--shots", "1", "--out", str(out), *FLAGS, *extra])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sweep_trains_reuses_continues_and_writes_results(tmp_path, store):
+    manifest = stripe_manifest(tmp_path / "data")
+    out = tmp_path / "exp"
+    assert _sweep(manifest, out) == 0
+    df = pd.read_csv(out / "results.csv")
+    assert list(df.columns) == list(COLUMNS)
+    runs = {r.id: r for r in store}
+    assert len(runs) == 6  # 2 teachers (one per seed) + 2 methods x 2 seeds
+    assert set(df["run"]) == set(runs)
+    # every run reports both regimes; the teacher's first one is zero-shot
+    assert set(df.loc[df["method"] == "source_only", "regime"]) == {"zero-shot", "target-dev"}
+    assert set(df.loc[df["method"] == "finetune", "regime"]) == {"few-shot", "target-dev"}
+    few = df[df["regime"] == "few-shot"]
+    dev = df[df["regime"] == "target-dev"]
+    # k = 1: one live and one spoof shot video of 3 frames; the few-shot regime uses nothing else
+    assert (few["train_videos"] == 2).all() and (few["train_images"] == 6).all()
+    assert (few["extra_videos"] == 0).all() and (few["selection_videos"] == 0).all()
+    n_dev = 3  # one target dev subject: a live, a print and a replay video
+    assert (dev["extra_videos"] == n_dev).all() and (dev["threshold_videos"] == n_dev).all()
+    teacher = df[df["method"] == "source_only"]
+    assert (teacher["train_videos"] == 0).all()
+    text = (out / "results.md").read_text()
+    assert "HTER % (few-shot)" in text and "HTER % (target-dev)" in text
+    assert "Paired differences against `finetune`" in text and "target_only" in text
+    assert (out / "hter_vs_shots.png").stat().st_size > 0
+
+    # a rerun reuses every finished run; an interrupted one resumes from its checkpoint
+    student = next(r for r in store if r.config()["method"] == "target_only")
+    stamps = {r.id: r.file("final").stat().st_mtime_ns for r in store if r.id != student.id}
+    student.file("done").unlink()
+    student.file("final").unlink()
+    student.update_status(state="running", pid=2**22 + 12345)  # a pid that is not alive
+    assert student.state() == "interrupted"
+    time.sleep(0.01)
+    assert _sweep(manifest, out) == 0
+    assert student.state() == "done" and "resumed after epoch 2" in student.log_tail()
+    assert {r.id: r.file("final").stat().st_mtime_ns for r in store if r.id != student.id} == stamps
+    assert len(pd.read_csv(out / "results.csv")) == len(df)
+
+
+def test_sweep_refuses_bad_input_with_one_message(tmp_path, store, capsys):
+    manifest = stripe_manifest(tmp_path / "data")
+    assert _sweep(manifest, tmp_path / "exp", "--baseline", "kd") == 1
+    assert "baseline 'kd' is not one of the sweep's methods" in capsys.readouterr().err
+    assert main(["sweep", "--data", str(manifest), "--source-domains", "studio",
+                 "--target-domain", "nowhere", "--methods", "finetune",
+                 "--out", str(tmp_path / "e")]) == 1  # fmt: skip
+    assert "domain(s) nowhere not in the data" in capsys.readouterr().err
+    assert not list(RunStore().root.glob("*/config.json"))  # nothing was started
