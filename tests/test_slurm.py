@@ -262,27 +262,53 @@ def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(stor
 
 
 @slow
-def test_a_sweep_is_one_array_of_teachers_then_students_afterok(store, manifest):
-    base = _config(manifest, shots=2, select="last", experiment="sweep")
-    runs = jobs.launch(base, ["distill"], [0, 1], launcher=slurm.SlurmLauncher(OPTS), store=store)
-    assert len(runs) == 4
+def test_a_cli_sweep_is_one_array_of_teachers_then_students_afterok(store, manifest, tmp_path):
+    """``fascore sweep --launcher slurm``: 2 teachers in one array, 2 students in another held
+    ``afterok`` on them; the command follows the runs and writes the results table."""
+    import threading
+
+    from fascore.cli import main
+
+    out = tmp_path / "exp"
+    argv = ["sweep", "--launcher", "slurm", "--partition", "debug", "--cpus", "1", "--time", "5",
+            "--data", manifest, "--source-domains", "studio", "--target-domain", "phone",
+            "--methods", "distill", "--seeds", "0", "1", "--shots", "2", "--out", str(out),
+            "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "8", "--image-size", "32",
+            "--no-analysis", "--n-boot", "20", "--device", "cpu"]  # fmt: skip
+    rc: list[int] = []
+    cli = threading.Thread(target=lambda: rc.append(main(argv)), daemon=True)
+    cli.start()
+
+    def submitted() -> list[Run]:
+        runs = [r for r in store if r.status().get("slurm_job")]
+        return runs if len(runs) == 4 else []
+
+    deadline = time.monotonic() + 120
+    while not (runs := submitted()):
+        assert time.monotonic() < deadline and cli.is_alive(), rc
+        time.sleep(0.2)
     roles = {r.id: r.config()["method"] for r in runs}
     job = {r.id: r.status()["slurm_job"] for r in runs}
     teachers = [r for r in runs if roles[r.id] == "source_only"]
     students = [r for r in runs if roles[r.id] != "source_only"]
+    assert len(teachers) == len(students) == 2
     arrays = {rid: j.split("_")[0] for rid, j in job.items()}
     assert len({arrays[r.id] for r in teachers}) == 1 and len({arrays[r.id] for r in students}) == 1
     assert all("_" in j for j in job.values())  # array tasks
-    shown = subprocess.run(["scontrol", "-o", "show", "job", job[students[0].id]],
-                           capture_output=True, text=True).stdout  # fmt: skip
-    teacher_ids = sorted(job[t.id] for t in teachers)
-    assert all(s.status()["slurm_after"] == teacher_ids for s in students)
-    assert all(f"{t}(unfulfilled)" in shown for t in teacher_ids), shown  # Slurm holds them
-    seen = _watch(runs, lambda s: all(v not in ("queued", "running") for v in s.values()), 300)
-    assert all(r.state() == "done" for r in runs), {r.id: r.log_tail() for r in runs}
-    for s in students:  # a student started only once its teachers were done
-        started = float(s.status()["started"])
-        assert all(float(t.status()["finished"]) <= started for t in teachers), seen
+    for s in students:  # the student array waits for the teacher array's tasks
+        teacher = store.get(s.config()["teacher"])
+        assert s.status()["slurm_after"] == sorted(job[t.id] for t in teachers)
+        shown = subprocess.run(["scontrol", "-o", "show", "job", job[s.id]],
+                               capture_output=True, text=True).stdout  # fmt: skip
+        assert f"afterok:{job[teacher.id]}" in shown, shown  # Slurm holds it for its teacher
+    assert "Slurm job" in (slurm.SlurmLauncher.describe(students[0]) or "")
+    cli.join(300)
+    assert rc == [0], {r.id: (r.state(), r.log_tail()) for r in runs}
+    assert all(r.state() == "done" for r in runs)
+    for s in students:  # a student started only once its teacher was done
+        teacher = store.get(s.config()["teacher"])
+        assert float(teacher.status()["finished"]) <= float(s.status()["started"])
+    assert (out / "results.csv").exists() and (out / "results.md").exists()
 
 
 def test_bad_slurm_input_is_one_clear_message(store, manifest):

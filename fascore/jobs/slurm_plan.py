@@ -74,7 +74,7 @@ def slurm_plan(
     store: RunStore,
     options: SlurmOptions | None = None,
     report: Callable[[str], None] | None = None,
-    poll_s: float = 10.0,
+    poll_s: float = 5.0,
     wait: bool = True,
     **_: Any,
 ) -> list[Run]:
