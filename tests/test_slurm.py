@@ -322,3 +322,27 @@ def test_bad_slurm_input_is_one_clear_message(store, manifest):
         jobs.submit(cfg, store, slurm.SlurmLauncher(gpus))
     run = store.get(cfg.run_id())
     assert run.state() == "failed" and "Slurm refused" in run.status()["message"]
+
+
+def test_train_page_offers_slurm_with_the_stores_defaults_and_explains_errors(
+    tmp_path, monkeypatch
+):
+    from tests.fakes import make_fake_store
+    from tests.test_dashboard_shell import _app, _manifest_form, _texts, _widget
+
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("FASCORE_SHARE", raising=False)
+    runs = make_fake_store(tmp_path / "runs", n_students=1)
+    (tmp_path / "runs" / "slurm.toml").write_text('partition = "gpu"\ncpus = 4\ntime = 30\n')
+    before = {r.id for r in RunStore()}
+    at = _manifest_form(_app("train"), runs[0].config()["data"][0])
+    assert _widget(at, "text_input", "Partition").value == "gpu"
+    assert _widget(at, "number_input", "CPUs").value == 4
+    _widget(at, "multiselect", "Source domains").set_value(["studio"])
+    _widget(at, "selectbox", "Target domain").set_value("phone")
+    _widget(at, "radio", "Launcher").set_value("slurm")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without Slurm's commands
+    _widget(at, "button", "Launch").click().run()
+    assert not at.exception
+    assert any("sbatch not found" in t for t in _texts(at, "error")), _texts(at, "error")
+    assert {r.id for r in RunStore()} == before  # nothing was queued
