@@ -14,12 +14,13 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from fascore.data import manifest as mf
+from fascore.data.decode import to_rgb
 from fascore.errors import FascoreError
 
 SHOW = 5  # rows or files listed per issue before "... and N more"
@@ -121,19 +122,17 @@ def _check_values(df: pd.DataFrame, report: Report) -> None:
         report.errors.append(Issue("spoof_without_attack", msg, spoof_bad))
 
 
-def _escapes(rel: str) -> bool:
-    """True when a manifest path is absolute or climbs out of the manifest's folder."""
-    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or rel[:1] in "/\\":
-        return True
-    return ".." in PurePosixPath(rel.replace("\\", "/")).parts
-
-
 def _check_paths(df: pd.DataFrame, root: Path, report: Report) -> list[int]:
     """Escaping paths, duplicates and missing files; returns the rows whose file can be opened."""
-    escape = _rows(df["path"].map(_escapes))
+    escape = _rows(df["path"].map(mf.lexically_escapes))
     if escape:
         msg = f"paths must stay inside the manifest's folder (no '..', not absolute): {_lines(escape)}"
         report.errors.append(Issue("path_escapes", msg, escape))
+    links = sorted(set(mf.escaping_rows(df["path"], root)) - set(escape))
+    if links:
+        msg = f"symlinks lead outside the manifest's folder: {_lines(links)}; copy the images in"
+        report.errors.append(Issue("symlink_escapes", msg, links))
+        escape = sorted(set(escape) | set(links))
     dup_rows = _rows(df.duplicated(keep="first"))
     if dup_rows:
         msg = f"{len(dup_rows)} duplicate row(s) (identical to an earlier one): {_lines(dup_rows)}"
@@ -164,6 +163,7 @@ def _probe(path: Path, decode: bool) -> tuple[str | None, tuple[int, int] | None
         if decode:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
+                to_rgb(im)  # the pixels training will see (or a refusal, e.g. float pixels)
         return None, size
     except UnidentifiedImageError:
         return "not an image format PIL can read", None
@@ -289,8 +289,18 @@ def validate_manifest(path: str | Path, images: bool = True, sample: int | None 
         _check_images(df, p.parent.resolve(), readable, report, sample)
     _check_groups(df, report)
     _check_balance(df, report)
+    _check_lost(p, report)
     report.stats.update(_stats(df))
     return report
+
+
+def _check_lost(path: Path, report: Report) -> None:
+    """Videos the import could not crop a face from are not in the manifest: name them all."""
+    lost = mf.read_preprocessing(path).get("lost") or []
+    if lost:
+        names = ", ".join(f"{v['video']} ({v['split']})" for v in lost)
+        text = f"{len(lost)} video(s) gave no face crop at import and are absent: {names}"
+        report.warnings.append(Issue("lost_videos", text, len(lost)))
 
 
 def _table(stats: dict) -> str:
