@@ -23,6 +23,8 @@ from fascore.runs import CancelRequested, Run
 
 SLOTS_DIR = ".slots"
 SLOT_ENV = {"cpu": "FASCORE_SLOTS_CPU", "gpu": "FASCORE_SLOTS_GPU"}
+#: Set in a job a cluster scheduler placed: its allocation is its device slot (no lock files).
+NO_SLOT_ENV = "FASCORE_NO_SLOT"
 #: How often a job waiting for a slot refreshes its heartbeat (seconds).
 WAIT_HEARTBEAT_S = 5.0
 
@@ -84,8 +86,12 @@ def device_slot(run: Run, device: str, *, poll_s: float = 0.5) -> Iterator[int]:
     While every slot is taken the run stays ``queued`` with the message "waiting for a free
     DEVICE slot", its heartbeat refreshed; a cancel request raises ``CancelRequested`` (and marks
     the run cancelled). The lock is the kernel's, so it is released when the process exits.
-    ``device`` is what ``resolve_device`` returned ("cpu", "cuda:0", "mps").
+    ``device`` is what ``resolve_device`` returned ("cpu", "cuda:0", "mps"). In a job a cluster
+    scheduler placed (``$FASCORE_NO_SLOT`` set), the allocation is the slot: no lock files.
     """
+    if os.environ.get(NO_SLOT_ENV):
+        yield 0
+        return
     name = re.sub(r"[^A-Za-z0-9]+", "", device)
     folder = run.path.parent / SLOTS_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
+#: Launcher name -> ``f(run, status) -> state`` for jobs whose liveness a scheduler knows (the
+#: ``slurm`` launcher registers one); consulted only while the status says queued or running.
+STATE_PROBES: dict[str, Callable[[Run, dict], str]] = {}
 #: The state of a run whose files cannot be read; ``Run.problem()`` says why.
 UNREADABLE = "unreadable"
 #: Only for a run owned by another host whose lock cannot be seen from here (node-local locks):
@@ -184,6 +187,9 @@ class Run:
             return "done" if self.has("done") else ("running" if held else UNREADABLE)
         if state not in ACTIVE_STATES:
             return state
+        probe = STATE_PROBES.get(status.get("launcher", ""))
+        if probe is not None:  # a cluster job: its pid is on another node; its scheduler knows
+            return probe(self, status)
         if self.owner() is not None:
             return state
         if status.get("host", socket.gethostname()) != socket.gethostname():

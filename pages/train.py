@@ -103,7 +103,25 @@ def _form(domains: list[str], proto: dict) -> dict | None:
         v["experiment"] = c.text_input(
             "Experiment name", placeholder="default: source-to-target-kK"
         )
+        v["launcher"] = a.radio("Launcher", jobs.LAUNCHERS.names(), horizontal=True)
+        v["slurm"] = _slurm_form()
         return v if st.form_submit_button("Launch", type="primary") else None
+
+
+def _slurm_form() -> dict:
+    """Slurm job options (used with launcher slurm), prefilled from the store's slurm.toml."""
+    from fascore.jobs.slurm_options import load_options
+
+    d = load_options(ui.store().root)
+    with st.expander("Slurm options (launcher slurm; defaults from the run store's slurm.toml)"):
+        a, b, c = st.columns(3)
+        return {"partition": a.text_input("Partition", d.partition or "") or None,
+                "gpus": b.number_input("GPUs", 0, 64, d.gpus),
+                "cpus": c.number_input("CPUs", 1, 256, d.cpus),
+                "mem_gb": a.number_input("Memory (GB, 0: partition default)", 0.0, 4096.0,
+                                         float(d.mem_gb or 0)) or None,
+                "time": b.text_input("Time limit (minutes or HH:MM:SS)", str(d.time)),
+                "sbatch": c.text_input("Extra sbatch options", " ".join(d.sbatch))}  # fmt: skip
 
 
 def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
@@ -114,7 +132,13 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
                      pair_mode=v["pair_mode"], device=v["device"], experiment=name,
                      shot_unit=shot_unit)  # fmt: skip
     teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
-    runs = jobs.launch(base, v["methods"], v["seeds"], teacher=teacher)
+    launcher = v["launcher"]
+    if launcher == "slurm":
+        from fascore.jobs.slurm import SlurmLauncher
+        from fascore.jobs.slurm_options import SlurmOptions
+
+        launcher = SlurmLauncher(SlurmOptions.from_dict(v["slurm"], where="the Slurm options"))
+    runs = jobs.launch(base, v["methods"], v["seeds"], launcher=launcher, teacher=teacher)
     st.query_params["run"] = runs[-1].id
     st.success(f"Launched {len(runs)} run(s): " + ", ".join(f"`{r.id}`" for r in runs))
 
@@ -155,6 +179,8 @@ def train_page() -> None:
         return
     if not ui.share_mode():
         ui.job_controls(run)
+    if where := jobs.LAUNCHERS.get("slurm").describe(run):
+        st.caption(where)
     ui.watch_job(run)
 
 

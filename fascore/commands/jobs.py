@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from fascore.jobs import control as jobs
+from fascore.jobs.slurm_options import add_flags as add_launcher_flags
 from fascore.runs import RunStore
 
 COLUMNS = ("run", "state", "method", "target", "shots", "seed", "HTER", "AUC", "progress")
@@ -59,8 +60,14 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    run = jobs.resume(RunStore().get(args.run))
-    print(f"{run.id}: resuming from its last checkpoint (pid {run.status().get('pid')})")
+    from fascore.commands.train import launcher_from_args
+
+    store = RunStore()
+    launcher = launcher_from_args(args, store) if args.launcher else None
+    run = jobs.resume(store.get(args.run), store, launcher)
+    status = run.status()
+    where = f"Slurm job {status['slurm_job']}" if status.get("slurm_job") else f"pid {status.get('pid')}"
+    print(f"{run.id}: resuming from its last checkpoint ({where})")
     return 0
 
 
@@ -74,4 +81,5 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cancel)
     p = sub.add_parser("resume", help="relaunch an interrupted, failed or cancelled run")
     p.add_argument("run", help="run id (see `python -m fascore runs`)")
+    add_launcher_flags(p)  # default: the launcher (and Slurm options) it was submitted with
     p.set_defaults(func=_resume)

@@ -15,6 +15,7 @@ from pathlib import Path
 from fascore.commands.train import add_config_flags
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
+from fascore.jobs.slurm_options import add_flags as add_launcher_flags
 from fascore.runs import RunStore
 
 PER_RUN = ("method", "seed", "shots", "teacher")
@@ -51,7 +52,12 @@ def _sweep(args: argparse.Namespace) -> int:
     command = "python -m fascore " + shlex.join(args.argv)
     sweep.write_plan(out, configs, command)
     print(f"sweep: {len(configs)} runs into {RunStore().root} (teachers first)")
-    runs = sweep.submit_plan(configs, launcher=args.launcher, report=print)
+    kw = {}
+    if args.launcher == "slurm":  # job options: flags over <store>/slurm.toml
+        from fascore.jobs.slurm_options import options_from_args
+
+        kw["options"] = options_from_args(args, RunStore().root)
+    runs = sweep.submit_plan(configs, launcher=args.launcher, report=print, **kw)
     df = sweep.write_results(out, runs, baseline, command)
     done = sum(r.state() == "done" for r in runs)
     print(f"{done}/{len(runs)} runs done; wrote {out / 'results.csv'} ({len(df)} rows) and "
@@ -71,5 +77,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder for results.csv, results.md, the figure")
     p.add_argument("--baseline", help="method the others are compared with (default: finetune)")
     p.add_argument("--launcher", default="local", help="job launcher (default: local)")
+    add_launcher_flags(p, launcher=False)  # --partition, --gpus ... for --launcher slurm
     add_config_flags(p, skip=PER_RUN)
     p.set_defaults(func=_sweep)

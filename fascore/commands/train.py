@@ -18,6 +18,7 @@ import typing
 
 from fascore.config import RunConfig, config_fields
 from fascore.data.protocols import parse_protocol
+from fascore.jobs.slurm_options import add_flags as add_launcher_flags
 from fascore.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
@@ -80,6 +81,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
+    if args.launcher:  # a background job (a Slurm batch job with --launcher slurm)
+        return _submit(cfg, store, args)
     if args.devices != 1 and "WORLD_SIZE" not in os.environ:
         return _exec_torchrun(args, cfg, store)
     analysis = None
@@ -116,6 +119,26 @@ def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) ->
     return 1
 
 
+def launcher_from_args(args: argparse.Namespace, store: RunStore):
+    """The launcher the flags ask for: a name, or a Slurm launcher carrying its options."""
+    from fascore.jobs.slurm import SlurmLauncher
+    from fascore.jobs.slurm_options import options_from_args
+
+    if args.launcher == "slurm":
+        return SlurmLauncher(options_from_args(args, store.root))
+    return args.launcher or "local"
+
+
+def _submit(cfg: RunConfig, store: RunStore, args: argparse.Namespace) -> int:
+    from fascore.jobs import control as jobs
+
+    run = jobs.submit(cfg, store, launcher_from_args(args, store))
+    status = run.status()
+    where = f"Slurm job {status['slurm_job']}" if status.get("slurm_job") else f"pid {status.get('pid')}"
+    print(f"run {run.id}: {run.state()} ({where}); watch it with `python -m fascore runs`")
+    return 0
+
+
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -136,5 +159,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         help="train this one run on N local processes with DDP, started by torchrun "
         "(one GPU each; on the CPU, gloo processes); the batch size stays the global batch",
     )
+    add_launcher_flags(p)
     add_config_flags(p)
     p.set_defaults(func=_train)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT
+from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
 from fascore.jobs.plan import demo_configs, plan_runs
 from fascore.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
 
@@ -29,10 +29,27 @@ LAUNCH_LOCK_WAIT_S = 0.5  # a launch waits this long for a viewer's lock probe t
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
+def _impl(launcher: str | Launcher) -> Launcher:
+    """A launcher instance: given (with its options), or the registered one by name."""
+    return launcher if isinstance(launcher, Launcher) else LAUNCHERS.get(launcher)()
+
+
+def _name(launcher: str | Launcher) -> str:
+    return launcher if isinstance(launcher, str) else type(launcher).name
+
+
+def _queue(run: Run, launcher: str, message: str) -> None:
+    run.clear_cancel()
+    fresh = {"pid": None, "pgid": None, "pid_started": None, "finished": None}
+    run.update_status(
+        state="queued", message=message, launcher=launcher, submitted=time.time(), **fresh
+    )
+
+
 def _launch(
     run: Run,
     store: RunStore,
-    launcher: str,
+    launcher: str | Launcher,
     argv: list[str],
     message: str,
     seen: dict | None = None,
@@ -41,29 +58,45 @@ def _launch(
     live trainer or a concurrent launch makes this one refuse instead of overwriting its status.
     ``seen`` is the status the caller decided on: if it changed meanwhile, another process
     launched the run first (check-then-act under the lock); None skips that check."""
-    impl = LAUNCHERS.get(launcher)()
+    impl = _impl(launcher)
     with run.hold(wait_s=LAUNCH_LOCK_WAIT_S, role="launcher"):
         if seen is not None and run.status() != seen:
             raise FascoreError(
                 f"run {run.id} was just started by another process; see `python -m fascore runs`"
             )
-        run.clear_cancel()
-        fresh = {"pid": None, "pgid": None, "pid_started": None, "finished": None}
-        run.update_status(
-            state="queued", message=message, launcher=launcher, submitted=time.time(), **fresh
-        )
+        _queue(run, _name(launcher), message)
         env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        run.update_status(**impl.start(run, argv, env))
+        try:
+            run.update_status(**impl.start(run, argv, env))
+        except FascoreError as err:  # e.g. a cluster refused the job: the run says why
+            run.update_status(state="failed", message=str(err), finished=time.time())
+            raise
     return run
 
 
-def submit(config: RunConfig, store: RunStore | None = None, launcher: str = "local") -> Run:
+def prepare_submission(config: RunConfig, store: RunStore, launcher: str = "local") -> Run | None:
+    """Check ``config``, write it and queue its run; None when the run is already queued,
+    running or done (so submitting twice starts nothing)."""
+    config.check()
+    run = store.run(config.run_id())
+    if run.has("config") and run.state() in (*ACTIVE_STATES, "done"):
+        return None
+    with run.hold(wait_s=LAUNCH_LOCK_WAIT_S, role="launcher"):
+        run.write_config(config.to_dict())
+        _queue(run, launcher, "submitted")
+    return run
+
+
+def submit(
+    config: RunConfig, store: RunStore | None = None, launcher: str | Launcher = "local"
+) -> Run:
     """Queue one training run and start its process; returns the run.
 
     Idempotent: when the config's run is already queued, running or done, it is returned
     unchanged and nothing is started. A failed, cancelled or interrupted run starts again from
-    scratch (use ``resume`` to continue from its checkpoint).
+    scratch (use ``resume`` to continue from its checkpoint). ``launcher`` is a registered name
+    or an instance carrying its options (e.g. ``SlurmLauncher(options)``).
     """
     config.check()
     store = store or RunStore()
@@ -90,7 +123,9 @@ def cancel(run: Run, grace_s: float = 10.0) -> Run:
     return run
 
 
-def resume(run: Run, store: RunStore | None = None, launcher: str | None = None) -> Run:
+def resume(
+    run: Run, store: RunStore | None = None, launcher: str | Launcher | None = None
+) -> Run:
     """Relaunch an interrupted, failed or cancelled run; it continues from its last checkpoint."""
     seen, state = run.status(), run.state()
     if state not in RESUMABLE_STATES:
@@ -108,10 +143,18 @@ def list_runs(store: RunStore | None = None, experiment: str | None = None) -> p
     return table[table["experiment"] == experiment].reset_index(drop=True) if experiment else table
 
 
-def launch(base: RunConfig, methods: list[str], seeds: list[int], **kw: Any) -> list[Run]:
-    """``plan_runs(..., teacher=, store=)`` then ``submit`` each (teachers first)."""
+def launch(
+    base: RunConfig, methods: list[str], seeds: list[int], launcher: str | Launcher = "local",
+    **kw: Any,
+) -> list[Run]:
+    """``plan_runs(..., teacher=, store=)`` then submit every run (teachers first) without
+    waiting; a launcher with ``submit_plan`` takes the whole plan in one call."""
     store = kw.pop("store", None) or RunStore()
-    return [submit(cfg, store) for cfg in plan_runs(base, methods, seeds, store=store, **kw)]
+    plan = plan_runs(base, methods, seeds, store=store, **kw)
+    impl = _impl(launcher)
+    if hasattr(impl, "submit_plan"):  # Slurm: job arrays, students afterok on their teachers
+        return impl.submit_plan([(c, [c.teacher] if c.teacher else []) for c in plan], store)
+    return [submit(cfg, store, impl) for cfg in plan]  # students wait inside their job
 
 
 def submit_demo(preset: str = "demo", store: RunStore | None = None) -> list[Run]:

@@ -32,6 +32,8 @@ class Launcher:
     """Starts and stops ``python -m fascore ARGV...`` somewhere; subclasses say where (a cluster
     launcher submits a batch job, records its job id in the status and cancels it by that id)."""
 
+    name = "local"  # what the run's status records as its launcher
+
     def start(self, run: Run, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         """Start the job; returns fields merged into the run's status (e.g. pid, pgid)."""
         raise NotImplementedError
