@@ -105,7 +105,8 @@ class TrainData:
         """The source and target test rows, with their decoded images, for the analysis."""
         rows = np.concatenate([self.rows("source_test"), self.rows("target_test")])
         samples = self.frame.iloc[rows].assign(sample=rows, path=lambda d: d["abspath"])
-        cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video"]
+        cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video",
+                "subject"]  # fmt: skip
         return samples[cols].reset_index(drop=True), self.images.images[rows]
 
     def evaluate(self, scores: pd.DataFrame, cfg: RunConfig, regime: str) -> dict:
