@@ -256,9 +256,24 @@ class Run:
             "hter": test.get("hter"),
             "auc": test.get("auc"),
             "acer": test.get("acer"),
+            **_budget_summary(final),
             "progress": (status.get("progress") or {}).get("fraction"),
             "created": cfg.get("created", 0.0),
         }
+
+
+def _budget_summary(final: dict) -> dict:
+    """The headline regime, its labelled target videos (training + extra) and the target-dev
+    regime's HTER beside it (see ``fascore.train.regimes``); None before the run finishes."""
+    budget = final.get("label_budget") or {}
+    used = [(budget.get(k) or {}).get("videos") for k in ("train", "extra")]
+    dev = ((final.get("regimes") or {}).get("target-dev") or {}).get("target_test") or {}
+    return {
+        "regime": final.get("regime"),
+        "target_labels": sum(used) if None not in used else None,
+        "extra_labels": used[1],
+        "hter_target_dev": dev.get("hter"),
+    }
 
 
 def _json_default(obj: Any) -> Any:

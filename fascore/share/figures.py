@@ -255,6 +255,23 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def budget_text(final: dict | None) -> str:
+    """What a run's headline numbers cost in target labels, from final.json, e.g.
+    ``few-shot: 10 labelled target videos (60 images) for training, none extra``."""
+    final = final or {}
+    budget = final.get("label_budget")
+    if not budget:
+        return "label budget not recorded (a run from before label budgets)"
+    train, extra = budget.get("train") or {}, budget.get("extra") or {}
+    text = (
+        f"{final.get('regime', '?')}: {train.get('videos', 0)} labelled target videos "
+        f"({train.get('images', 0)} images) for training, "
+    )
+    if extra.get("videos"):
+        return text + f"uses {extra['videos']} extra target labels (videos) for selection/threshold"
+    return text + "none extra"
+
+
 def metrics_table(finals: dict[str, dict]) -> pd.DataFrame:
     """One row per run: each compared metric with its 95 % interval, the threshold and counts.
 
