@@ -194,7 +194,7 @@ few-shot: only the k shots are labelled target data (last epoch, source-dev thre
 target-dev: selected and thresholded on the labelled target dev split (its videos counted as
 extra labels). Per-run rows, paired differences and a figure per regime: `{folder.name}/`.
 
-{sweeps._markdown(both)}
+{sweeps.markdown(both)}
 
 ## All methods (k = 5, headline regime)
 

@@ -195,7 +195,7 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")
 
 
-def _markdown(df: pd.DataFrame) -> str:
+def markdown(df: pd.DataFrame) -> str:
     if df.empty:
         return "(no finished runs)"
     cols = list(df.columns)
@@ -204,7 +204,7 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _paired_md(pairs: pd.DataFrame) -> pd.DataFrame:
+def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pairs
     return pd.DataFrame({
@@ -266,14 +266,14 @@ split, whose videos are counted as extra target labels.
 
 ## Both regimes side by side
 
-{_markdown(side_by_side(summary))}
+{markdown(side_by_side(summary))}
 
 ## Paired differences against `{baseline}`
 
 Per seed, the method's HTER minus the baseline's at the same k and regime (the seed fixes the
 shots and the teacher, so the pair shares them); a two-sided paired t-test over seeds.
 
-{_markdown(_paired_md(pairs))}
+{markdown(paired_table(pairs))}
 
 ## HTER against the number of shots
 
@@ -281,3 +281,58 @@ shots and the teacher, so the pair shares them); a two-sided paired t-test over 
 """
     (out / "results.md").write_text(text)
     return df
+
+
+def sweep_argv(
+    base: RunConfig, methods: list[str], seeds: list[int], shots: list[int | None], out: Path
+) -> list[str]:
+    """``sweep ...`` arguments that rebuild ``base`` (every field that differs from its default)."""
+    from fascore.config import config_fields
+
+    argv = ["sweep", "--methods", *methods, "--seeds", *map(str, seeds),
+            "--shots", *("all" if k is None else str(k) for k in shots), "--out", str(out)]  # fmt: skip
+    for spec in config_fields():
+        value = getattr(base, spec.name)
+        if spec.name in ("created", "method", "seed", "shots", "teacher") or value == spec.default:
+            continue
+        flag = "--" + spec.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + spec.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, "none" if value is None else str(value)]
+    return argv
+
+
+def start_sweep(
+    base: RunConfig,
+    methods: list[str],
+    seeds: list[int],
+    shots: list[int | None],
+    store: RunStore | None = None,
+) -> Path:
+    """Start ``python -m fascore sweep`` as a background process (what the Train page does);
+    its folder is ``<store>/sweeps/<experiment>`` (log in ``sweep.log``). Returns the folder."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from fascore.jobs.launchers import REPO_ROOT
+    from fascore.runs import RUNS_ENV
+
+    store = store or RunStore()
+    plan_sweep(base, methods, seeds, shots)  # refuse a bad sweep here, before anything starts
+    out = store.root / "sweeps" / base.experiment
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with open(out / "sweep.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fascore", *sweep_argv(base, methods, seeds, shots, out)],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return out
