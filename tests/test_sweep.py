@@ -81,3 +81,18 @@ def test_sweep_refuses_bad_input_with_one_message(tmp_path, store, capsys):
                  "--out", str(tmp_path / "e")]) == 1  # fmt: skip
     assert "domain(s) nowhere not in the data" in capsys.readouterr().err
     assert not list(RunStore().root.glob("*/config.json"))  # nothing was started
+
+
+@pytest.mark.slow
+def test_sweep_on_the_synthfas_tiny_preset(tiny_manifest, tmp_path, store):
+    out = tmp_path / "synth"
+    code = main(["sweep", "--data", str(tiny_manifest), "--source-domains", "studio",
+                 "--target-domain", "phone", "--methods", "finetune", "mmd", "--seeds", "0",
+                 "--shots", "2", "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                 "--no-analysis", "--n-boot", "20", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    df = pd.read_csv(out / "results.csv")
+    assert list(df.columns) == list(COLUMNS) and len(df) == 6  # 3 runs x 2 regimes
+    few = df[df["regime"] == "few-shot"]
+    assert (few["train_videos"] == 4).all() and (few["extra_videos"] == 0).all()
+    assert df["hter"].between(0, 1).all() and df["auc"].between(0, 1).all()
