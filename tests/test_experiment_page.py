@@ -79,3 +79,39 @@ def test_experiment_figure_has_error_bars_per_method_and_regime():
     names = [t.name for t in fig.data]
     assert names == ["distill · few-shot", "distill · target-dev", "source_only · few-shot"]
     assert list(fig.data[0].y) == [30.0, 20.0] and list(fig.data[0].error_y.array) == [5.0, 2.0]
+
+
+def test_train_page_launches_a_sweep_in_the_background(store, monkeypatch):
+    import subprocess
+
+    from tests.test_dashboard_shell import _app, _manifest_form, _widget
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, argv, **kw):
+            calls.append(argv)
+            self.pid = 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    manifest = next(iter(store)).config()["data"][0]
+    at = _manifest_form(_app("train"), manifest)
+    _widget(at, "multiselect", "Source domains").set_value(["studio"])
+    _widget(at, "selectbox", "Target domain").set_value("phone")
+    _widget(at, "multiselect", "Methods").set_value(["finetune", "distill"])
+    _widget(at, "text_input", "Experiment name").set_value("sw1")
+    _widget(at, "text_input", "Sweep over shots (optional)").set_value("1 5 all")
+    _widget(at, "button", "Launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Sweep `sw1` started" in str(s.value) for s in at.success)
+    (argv,) = calls
+    i = argv.index("sweep")
+    assert argv[i + 1 : i + 4] == ["--methods", "finetune", "distill"]
+    assert argv[argv.index("--shots") + 1 : argv.index("--out")] == ["1", "5", "all"]
+    assert argv[argv.index("--out") + 1] == str(store.root / "sweeps" / "sw1")
+    _widget(at, "text_input", "Sweep over shots (optional)").set_value("1 five")
+    _widget(at, "button", "Launch").click().run()
+    assert any("shots must be whole numbers" in str(e.value) for e in at.error) and len(calls) == 1
