@@ -100,13 +100,13 @@ def local_plan(
     say = report or (lambda _msg: None)
     while todo:
         states = {rid: runs[rid].state() for rid in todo}
-        active = sum(s in ACTIVE_STATES and runs[r].status().get("pid") for r, s in states.items())
+        active = sum(_alive(runs[r], s) for r, s in states.items())
         for rid, state in states.items():
             cfg = todo[rid]
             if state in ("done", "failed", "cancelled"):
                 say(f"{state:9s} {rid}")
                 del todo[rid]
-            elif state in ACTIVE_STATES and runs[rid].status().get("pid"):
+            elif _alive(runs[rid], state):
                 continue
             elif (blocked := _teacher_blocks(cfg, store)) is not None:
                 if blocked:
@@ -119,6 +119,11 @@ def local_plan(
         if todo:
             time.sleep(poll_s)
     return [runs[cfg.run_id()] for cfg in configs]
+
+
+def _alive(run: Run, state: str) -> bool:
+    """Queued or running with a process (a queued run without a pid was never started)."""
+    return state in ACTIVE_STATES and bool(run.status().get("pid"))
 
 
 def _start(run: Run, cfg: RunConfig, state: str, store: RunStore) -> None:
