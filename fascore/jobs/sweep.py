@@ -80,7 +80,23 @@ def submit_plan(
     if launcher in PLAN_LAUNCHERS:
         return PLAN_LAUNCHERS.get(launcher)(configs, store, **kw)
     LAUNCHERS.get(launcher)  # a clear error for an unknown name
-    return [control.submit(cfg, store, launcher) for cfg in configs]
+    runs = [control.submit(cfg, store, launcher) for cfg in configs]
+    return wait_for(runs, **kw)
+
+
+def wait_for(
+    runs: list[Run], poll_s: float = 5.0, report: Callable[[str], None] | None = None
+) -> list[Run]:
+    """Return once every run has ended (done, failed, cancelled or interrupted)."""
+    pending = {r.id: r for r in runs}
+    while pending:
+        for rid, run in list(pending.items()):
+            if (state := run.state()) not in ACTIVE_STATES:
+                (report or (lambda _m: None))(f"{state:9s} {rid}")
+                del pending[rid]
+        if pending:
+            time.sleep(poll_s)
+    return runs
 
 
 def _slots(configs: list[RunConfig]) -> int:
