@@ -36,6 +36,9 @@ def _warm_up() -> threading.Thread:
 WARM_MODULES = ("fascore.train.loop", "fascore.eval.analysis.gradcam")
 
 st.set_page_config(page_title="fascore · face anti-spoofing lab", page_icon="🛡️", layout="wide")
+if refusal := ui.server_problem():  # bound beyond loopback by accident: serve nothing
+    st.error(refusal)
+    st.stop()
 navigation = st.navigation(
     {
         "Runs": [

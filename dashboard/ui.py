@@ -36,6 +36,7 @@ BADGES = {
     "failed": "❌ failed",
     "cancelled": "⛔ cancelled",
     "interrupted": "⚠️ interrupted",
+    "unreadable": "🚫 unreadable",
 }
 
 
@@ -104,14 +105,42 @@ def metrics_frame(run: Run) -> pd.DataFrame:
 
 
 # -- widgets -------------------------------------------------------------------------------------
-def state_badge(state: str) -> str:
-    """A short emoji + word for a run state (unknown states pass through)."""
-    return BADGES.get(state, str(state))
+def state_badge(state: str, problem: str = "") -> str:
+    """A short emoji + word for a run state (unknown states pass through); an unreadable run
+    says why (``RunStore.table``'s ``problem``)."""
+    badge = BADGES.get(state, str(state))
+    return f"{badge}: {problem}" if state == "unreadable" and problem else badge
 
 
 def empty_state(message: str) -> None:
     """An info box that says what is missing and what to do next."""
     st.info(message, icon="💡")
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_UPLOAD_MB = 10  # .streamlit/config.toml's server.maxUploadSize (fascore.data.uploads.MAX_BYTES)
+
+
+def server_problem() -> str | None:
+    """Why this server must not serve pages, or None: it listens beyond this machine without
+    being asked to, or takes larger uploads than the project allows. Streamlit reads
+    ``.streamlit/config.toml`` from the working directory only, so a server started elsewhere
+    would otherwise listen on every interface with 200 MB uploads."""
+    address = st.get_option("server.address")
+    how = (
+        "start it from the repository root (`cd REPO && streamlit run dashboard/app.py`, which "
+        "reads .streamlit/config.toml) or pass --server.address 127.0.0.1 --server.maxUploadSize 10"
+    )
+    if not address:
+        return f"This dashboard was started without its settings and listens on every network interface; {how}."
+    if address not in LOOPBACK and not share_mode():
+        return (
+            f"This dashboard listens on {address}, beyond this machine; {how}. To share it on a "
+            "network on purpose, set FASCORE_SHARE=1 (read-only) and pass --server.address."
+        )
+    if (limit := st.get_option("server.maxUploadSize")) > MAX_UPLOAD_MB:
+        return f"This dashboard takes {limit} MB uploads, not {MAX_UPLOAD_MB} MB; {how}."
+    return None
 
 
 def share_mode() -> bool:
@@ -126,7 +155,7 @@ def _run_label(table: pd.DataFrame) -> Callable[[str], str]:
         if rows is None or run_id not in rows.index:
             return run_id
         row = rows.loc[run_id]
-        return f"{run_id} · {row['method']} · {state_badge(row['state'])}"
+        return f"{run_id} · {row['method']} · {state_badge(row['state'], row.get('problem', ''))}"
 
     return label
 
@@ -159,7 +188,11 @@ def run_picker(
     st.session_state[synced] = choice
     if choice and st.query_params.get(param) != choice:
         st.query_params[param] = choice
-    return store().run(choice) if choice else None
+    run = store().run(choice) if choice else None
+    if run is not None and (why := run.problem()):
+        st.error(f"Run {run.id} is unreadable: {why}. The other runs are not affected.")
+        st.stop()  # this page has nothing to show for it; the picker stays usable
+    return run
 
 
 def safe_page(fn: F) -> F:

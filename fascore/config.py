@@ -10,6 +10,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+import re
 import time
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,34 @@ from fascore.errors import FascoreError
 
 #: Fields that do not change the result and so do not enter the run's hash.
 BOOKKEEPING = ("created", "device", "experiment", "notes", "analysis")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class Range(NamedTuple):
+    """Allowed values of a numeric field (``Annotated[int, "help", Range(1, 10)]``): finite, in
+    [low, high], or (low, high] with ``open_low``. Bounds keep a typo from exhausting memory."""
+
+    low: float
+    high: float
+    open_low: bool = False
+
+    def problem(self, name: str, value: Any, kind: type) -> str | None:
+        """Why ``value`` is not allowed, or None."""
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)):
+            noun = "a whole number" if kind is int else "a number"
+            return f"{name} must be {noun}, not {value!r}"
+        inside = math.isfinite(value) and value <= self.high
+        inside = inside and (value > self.low if self.open_low else value >= self.low)
+        if inside:
+            return None
+        noun = "a whole number" if kind is int else "a finite number"
+        span = f"{'(' if self.open_low else '['}{_num(self.low)}, {_num(self.high)}]"
+        return f"{name} must be {noun} in {span}, not {value!r}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -36,12 +66,14 @@ class RunConfig:
     source_domains: Annotated[tuple[str, ...], "domains the teacher learns from"] = ("studio",)
     target_domain: Annotated[str, "the application domain the student is for"] = "phone"
     shots: Annotated[
-        int | None, "labelled target presentations per class; None = all; 0 = none"
+        int | None,
+        "labelled target presentations per class; None = all; 0 = none",
+        Range(0, 100_000),
     ] = 5
     shot_unit: Annotated[
         Literal["video", "subject"], '"video" (k presentations per class) or "subject" (k subjects)'
     ] = "video"
-    image_size: Annotated[int, "square input size the images are resized to"] = 64
+    image_size: Annotated[int, "square input size the images are resized to", Range(32, 512)] = 64
     augment: Annotated[bool, "train-time flips, shifts and photometric jitter"] = True
     level: Annotated[
         Literal["frame", "video"], "scoring level for reported metrics (video: mean frame score)"
@@ -58,19 +90,27 @@ class RunConfig:
     ] = None
     init: Annotated[Literal["scratch", "imagenet", "teacher"], "student initialisation"] = "teacher"
     # -- optimisation ---------------------------------------------------------------------------
-    epochs: Annotated[int, "passes over the training data"] = 8
+    epochs: Annotated[int, "passes over the training data", Range(1, 10_000)] = 8
     batch_size: Annotated[
-        int, "per domain stream: a student step sees B source and B target images"
+        int, "per domain stream: a student step sees B source and B target images", Range(2, 4096)
     ] = 64
-    lr: Annotated[float, "learning rate"] = 1e-3
-    weight_decay: Annotated[float, "L2 weight decay"] = 5e-4
+    lr: Annotated[float, "learning rate", Range(0.0, 10.0, open_low=True)] = 1e-3
+    weight_decay: Annotated[float, "L2 weight decay", Range(0.0, 1.0)] = 5e-4
     optimizer: Annotated[Literal["adam", "sgd"], "optimiser (sgd: momentum 0.9)"] = "adam"
-    steps_per_epoch: Annotated[int | None, "None: one pass over the larger training stream"] = None
+    steps_per_epoch: Annotated[
+        int | None, "None: one pass over the larger training stream", Range(1, 1_000_000)
+    ] = None
     # -- losses ---------------------------------------------------------------------------------
-    w_mmd: Annotated[float, "weight of MMD^2(teacher(source), student(target))"] = 1.0
-    w_pair: Annotated[float, "weight of the paired sample similarity term"] = 1.0
-    w_kd: Annotated[float, 'weight of Hinton KD (method "kd")'] = 1.0
-    kd_temperature: Annotated[float, "softmax temperature of Hinton KD"] = 4.0
+    w_mmd: Annotated[
+        float, "weight of MMD^2(teacher(source), student(target))", Range(0.0, 1000.0)
+    ] = 1.0
+    w_pair: Annotated[float, "weight of the paired sample similarity term", Range(0.0, 1000.0)] = (
+        1.0
+    )
+    w_kd: Annotated[float, 'weight of Hinton KD (method "kd")', Range(0.0, 1000.0)] = 1.0
+    kd_temperature: Annotated[
+        float, "softmax temperature of Hinton KD", Range(0.0, 100.0, open_low=True)
+    ] = 4.0
     mmd_estimator: Annotated[Literal["biased", "unbiased", "linear"], "estimator of MMD^2"] = (
         "biased"
     )
@@ -81,7 +121,7 @@ class RunConfig:
         Literal["contrastive", "relational"], "reading of the pair term (contrastive: default)"
     ] = "contrastive"
     pair_margin: Annotated[
-        float, "contrastive margin on L2-normalised embeddings (max distance 2)"
+        float, "contrastive margin on L2-normalised embeddings (max distance 2)", Range(0.0, 2.0)
     ] = 1.0
     pair_sampling: Annotated[
         Literal["balanced", "all"], "balanced: same/different-label pairs per step; all: every pair"
@@ -96,9 +136,11 @@ class RunConfig:
         Literal["last", "source_dev"],
         "few-shot model selection: the last epoch (a fixed schedule) or the source dev EER",
     ] = "last"
-    n_boot: Annotated[int, "bootstrap resamples (over videos) for confidence intervals"] = 1000
+    n_boot: Annotated[
+        int, "bootstrap resamples (over videos) for confidence intervals", Range(0, 100_000)
+    ] = 1000
     # -- runtime --------------------------------------------------------------------------------
-    seed: Annotated[int, "random seed (data order, shots, initialisation)"] = 0
+    seed: Annotated[int, "random seed (data order, shots, initialisation)", Range(0, 2**32 - 1)] = 0
     device: Annotated[str, '"auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps"'] = (
         "auto"
     )
@@ -153,8 +195,16 @@ class RunConfig:
             raise FascoreError("no data: give at least one manifest (--data MANIFEST)")
         if self.target_domain in self.source_domains:
             raise FascoreError("the target domain must not also be a source domain")
-        if self.epochs < 1 or self.batch_size < 2 or self.image_size < 32:
-            raise FascoreError("epochs must be >= 1, batch size >= 2 and image size >= 32")
+        for spec, bounds in _ranges():
+            value = getattr(self, spec.name)
+            if (value is not None or not spec.optional) and (
+                why := bounds.problem(spec.name, value, spec.kind)
+            ):
+                raise FascoreError(why)
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise FascoreError(
+                f"device must be auto, cpu, mps, cuda or cuda:N, not {self.device!r}"
+            )
 
 
 class FieldSpec(NamedTuple):
@@ -185,6 +235,17 @@ def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
 def _specs() -> tuple[FieldSpec, ...]:
     hints = typing.get_type_hints(RunConfig, include_extras=True)
     return tuple(_spec(f, hints[f.name]) for f in dataclasses.fields(RunConfig))
+
+
+@functools.cache
+def _ranges() -> tuple[tuple[FieldSpec, Range], ...]:
+    """(spec, Range) for every field annotated with a ``Range`` (None passes when optional)."""
+    hints = typing.get_type_hints(RunConfig, include_extras=True)
+    out = []
+    for spec in _specs():
+        bounds = [m for m in typing.get_args(hints[spec.name]) if isinstance(m, Range)]
+        out += [(spec, bounds[0])] if bounds else []
+    return tuple(out)
 
 
 def config_fields() -> tuple[FieldSpec, ...]:

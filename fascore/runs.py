@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fascore import runhealth, runlock
 from fascore.errors import FascoreError
 
 RUNS_ENV = "FASCORE_RUNS_DIR"
@@ -29,7 +30,10 @@ DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
-#: A running job writes a heartbeat at least this often; older means its process is gone.
+#: The state of a run whose files cannot be read; ``Run.problem()`` says why.
+UNREADABLE = "unreadable"
+#: Only for a run owned by another host whose lock cannot be seen from here (node-local locks):
+#: a heartbeat older than this means its process is gone. On this host the lock decides.
 HEARTBEAT_STALE_S = 120.0
 
 # Every file a run folder may hold, by key. Nothing outside this module spells a file name.
@@ -53,6 +57,7 @@ FILES = {
     "errors": "errors.parquet",
     "done": "done",
     "cancel": "cancel.request",
+    "lock": "owner.lock",
 }
 
 
@@ -79,21 +84,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write_bytes(path, text.encode())
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists on this machine (zombies count as dead)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+def pid_alive(pid: int | None, started: float | None = None) -> bool:
+    """True when a process with this pid exists on this machine (zombies count as dead) and, when
+    ``started`` is given, is the one that started then (see ``fascore.runlock.process_alive``)."""
+    return bool(pid) and runlock.process_alive(pid, started)
 
 
 @dataclass(frozen=True)
@@ -115,11 +109,18 @@ class Run:
 
     # -- config -----------------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.file("config"), json.dumps(config, indent=2, sort_keys=True))
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.file("config"), json.dumps(config, indent=2, sort_keys=True))
+        except OSError as err:
+            raise FascoreError(
+                f"cannot write to the run store {self.path.parent} ({err.strerror}); set "
+                "FASCORE_RUNS_DIR to a writable folder"
+            ) from None
 
     def config(self) -> dict:
-        return self.read_json("config") or {}
+        cfg = self.read_json("config")
+        return cfg if isinstance(cfg, dict) else {}
 
     # -- JSON documents (status, final metrics, alignment, shots) ---------------------------
     def write_json(self, key: str, obj: Any) -> None:
@@ -133,34 +134,85 @@ class Run:
             return None
 
     # -- status ------------------------------------------------------------------------------
+    def _status_doc(self) -> tuple[dict, str | None]:
+        """(status as written, None) or ({}, why it cannot be read)."""
+        try:
+            doc = json.loads(self.file("status").read_text())
+        except FileNotFoundError:
+            return {}, None
+        except (OSError, UnicodeDecodeError) as err:
+            return {}, f"status.json cannot be read ({err})"
+        except json.JSONDecodeError:
+            return {}, "status.json is not valid JSON"
+        return (doc, None) if not (why := runhealth.status_problem(doc, STATES)) else ({}, why)
+
     def status(self) -> dict:
-        """The raw status as last written by the job (see ``state`` for the effective state)."""
-        return self.read_json("status") or {"state": "queued" if self.path.exists() else "missing"}
+        """The raw status as last written by the job (see ``state`` for the effective state); a
+        corrupt one reads ``{"state": "unreadable", "problem": ...}``."""
+        if not self.path.exists():
+            return {"state": "missing"}
+        doc, why = self._status_doc()
+        if why:
+            return {"state": UNREADABLE, "problem": why}
+        return doc or {"state": "queued"}
 
     def update_status(self, **fields: Any) -> dict:
-        """Merge fields into the status file and refresh the heartbeat."""
-        status = self.read_json("status") or {}
+        """Merge fields into the status file and refresh the heartbeat (a corrupt file is
+        replaced: the job writing it is the one that knows the truth)."""
+        status, _ = self._status_doc()
         status.update(fields)
         status["heartbeat"] = time.time()
         status.setdefault("host", socket.gethostname())
         self.write_json("status", status)
         return status
 
+    # -- ownership (one trainer per run; see fascore.runlock) ---------------------------------
+    def hold(self, wait_s: float = runlock.ACQUIRE_WAIT_S, role: str = "trainer"):
+        """Context manager: own this run for the block (the trainer's lock, or a launcher's while
+        it starts one), or a FascoreError naming the live owner."""
+        return runlock.hold(self.file("lock"), self.id, wait_s, role)
+
+    def owner(self) -> dict | None:
+        """The record of the live process that owns the run (``{}`` if it has not said who it is
+        yet), or None when no process holds the run's lock (or locks cannot be seen here)."""
+        try:
+            return runlock.probe(self.file("lock"))
+        except OSError:
+            return None
+
     def state(self) -> str:
         """The effective state: a queued or running job whose process died reads 'interrupted'.
 
-        A queued run with no pid has not been started yet; once a pid is recorded on this host, a
-        dead pid means the job crashed (or the machine rebooted) before it could say so.
+        Liveness comes from the run's lock, which the kernel frees when its holder dies: a
+        running run whose lock is free is interrupted, whatever its heartbeat says. A queued run
+        whose trainer has not taken the lock yet is alive while the launched process (pid and
+        start time, so a reused pid does not count) is; with no pid it has not been started.
+        Only a run owned by another host whose lock looks free falls back to the heartbeat.
         """
         status = self.status()
         state = status.get("state", "queued")
+        if state == UNREADABLE:
+            held = self.owner() is not None
+            return "done" if self.has("done") else ("running" if held else UNREADABLE)
         if state not in ACTIVE_STATES:
             return state
-        same_host = status.get("host", socket.gethostname()) == socket.gethostname()
-        if same_host and status.get("pid") and not pid_alive(status.get("pid")):
-            return "interrupted"
-        stale = time.time() - float(status.get("heartbeat", time.time())) > HEARTBEAT_STALE_S
-        return "interrupted" if state == "running" and stale else state
+        if self.owner() is not None:
+            return state
+        if status.get("host", socket.gethostname()) != socket.gethostname():
+            stale = time.time() - float(status.get("heartbeat") or time.time()) > HEARTBEAT_STALE_S
+            return "interrupted" if state == "running" and stale else state
+        if state == "queued" and (
+            not status.get("pid") or pid_alive(status.get("pid"), status.get("pid_started"))
+        ):
+            return "queued"
+        return "interrupted"
+
+    def problem(self) -> str | None:
+        """Why this run cannot be shown (a corrupt status, config, metrics line, table or weights
+        file), or None. Cheap: archives and tables are checked by structure, not loaded. A
+        finished run needs no status (its ``done`` marker, written last, says it finished)."""
+        _, why = self._status_doc() if not self.has("done") else ({}, None)
+        return why or runhealth.run_problem(self)
 
     def progress(self) -> dict:
         return self.status().get("progress") or {}
@@ -172,18 +224,32 @@ class Run:
             fh.write(line + "\n")
 
     def metrics(self) -> list[dict]:
-        """All evaluation records; a half-written last line (crash) is ignored."""
+        """All evaluation records; a half-written or corrupt line is skipped (``problem`` names
+        a corrupt one)."""
         try:
-            lines = self.file("metrics").read_text().splitlines()
+            lines = self.file("metrics").read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return []
         out = []
         for line in lines:
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict):
+                out.append(record)
         return out
+
+    def truncate_metrics(self, last_epoch: int) -> int:
+        """Keep only the records of epochs up to ``last_epoch`` (resume: the checkpoint's epoch),
+        dropping later ones and any torn line; returns how many lines were dropped."""
+        if not self.has("metrics"):
+            return 0
+        lines = self.file("metrics").read_text(errors="replace").splitlines()
+        keep = [json.dumps(r, default=_json_default) for r in self.metrics()
+                if isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch]  # fmt: skip
+        atomic_write_text(self.file("metrics"), "".join(line + "\n" for line in keep))
+        return len(lines) - len(keep)
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -217,14 +283,20 @@ class Run:
             return {k: data[k] for k in data.files}
 
     def reset(self) -> None:
-        """Remove every output but the config, so a restarted run starts clean."""
+        """Remove every output but the config (and the owner's lock), so a restarted run starts
+        clean. Only the run's owner may call it."""
         for key, name in FILES.items():
-            if key != "config":
+            if key not in ("config", "lock"):
                 (self.path / name).unlink(missing_ok=True)
+        for tmp in self.path.glob(".*.tmp*"):  # temporary files of a crashed writer
+            tmp.unlink(missing_ok=True)
 
     # -- completion and cancel requests -----------------------------------------------------
     def mark_done(self) -> None:
         self.file("done").touch()
+
+    def unmark_done(self) -> None:
+        self.file("done").unlink(missing_ok=True)
 
     def request_cancel(self) -> None:
         self.file("cancel").touch()
@@ -237,39 +309,66 @@ class Run:
 
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict:
-        """One row for run lists: id, state, method, protocol, key target-test metrics."""
+        """One row for run lists: id, state, method, protocol, key target-test metrics. A run whose
+        files cannot be read has state ``unreadable`` and says why in ``problem`` (its row shows
+        what could be read, so it can still be found)."""
+        why = self.problem()
         cfg = self.config()
-        final = self.read_json("final") or {}
-        test = final.get("target_test") or {}
-        status = self.status()
+        final = (self.read_json("final") if why is None else None) or {}
+        test = final.get("target_test") if isinstance(final, dict) else None
+        test = test if isinstance(test, dict) else {}
+        progress = self.status().get("progress")
+        sources = cfg.get("source_domains")
         return {
             "run": self.id,
-            "state": self.state(),
-            "experiment": cfg.get("experiment", ""),
-            "method": cfg.get("method", ""),
-            "model": cfg.get("model", ""),
-            "source": "+".join(cfg.get("source_domains") or []),
-            "target": cfg.get("target_domain", ""),
-            "shots": cfg.get("shots"),
-            "seed": cfg.get("seed"),
-            "teacher": cfg.get("teacher") or "",
+            "state": UNREADABLE if why else self.state(),
+            "problem": why or "",
+            "experiment": _text(cfg.get("experiment")),
+            "method": _text(cfg.get("method")),
+            "model": _text(cfg.get("model")),
+            "source": "+".join(map(str, sources)) if isinstance(sources, list) else "",
+            "target": _text(cfg.get("target_domain")),
+            "shots": cfg.get("shots") if _number(cfg.get("shots")) is not None else None,
+            "seed": cfg.get("seed") if _number(cfg.get("seed")) is not None else None,
+            "teacher": _text(cfg.get("teacher")),
             "hter": test.get("hter"),
             "auc": test.get("auc"),
             "acer": test.get("acer"),
-            **_budget_summary(final),
-            "progress": (status.get("progress") or {}).get("fraction"),
-            "created": cfg.get("created", 0.0),
+            **_budget_summary(final if isinstance(final, dict) else {}),
+            "progress": progress.get("fraction") if isinstance(progress, dict) else None,
+            "created": _number(cfg.get("created")) or _mtime(self.path),
         }
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _budget_summary(final: dict) -> dict:
     """The headline regime, its labelled target videos (training + extra) and the target-dev
     regime's HTER beside it (see ``fascore.train.regimes``); None before the run finishes."""
-    budget = final.get("label_budget") or {}
-    used = [(budget.get(k) or {}).get("videos") for k in ("train", "extra")]
-    dev = ((final.get("regimes") or {}).get("target-dev") or {}).get("target_test") or {}
+
+    def part(d: Any, key: str) -> dict:
+        value = d.get(key) if isinstance(d, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    budget = part(final, "label_budget")
+    used = [_number(part(budget, k).get("videos")) for k in ("train", "extra")]
+    dev = part(part(part(final, "regimes"), "target-dev"), "target_test")
     return {
-        "regime": final.get("regime"),
+        "regime": _text(final.get("regime")) or None,
         "target_labels": sum(used) if None not in used else None,
         "extra_labels": used[1],
         "hter_target_dev": dev.get("hter"),

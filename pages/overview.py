@@ -36,7 +36,7 @@ def _rows(group: pd.DataFrame) -> pd.DataFrame:
     shots = group["shots"].map(lambda k: "all" if k is None or k != k else int(k))
     return pd.DataFrame(
         {
-            "state": group["state"].map(ui.state_badge),
+            "state": group["state"].combine(group.get("problem", ""), ui.state_badge),
             "method": group["method"],
             "protocol": group["source"] + " → " + group["target"] + ", k=" + shots.astype(str),
             # metrics of unfinished runs are None: numeric NaN shows as an empty cell

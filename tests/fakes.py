@@ -293,6 +293,9 @@ def _cache_dir() -> Path:
     return _CACHE[()]
 
 
+_HELD: list = []  # the running fake runs' locks, held for the life of the test process
+
+
 def make_fake_store(
     root: str | Path,
     n_students: int = 3,
@@ -321,5 +324,7 @@ def make_fake_store(
     runs = sorted(RunStore(root).runs(), key=lambda r: r.config()["created"])
     for run in runs:
         if run.status().get("state") == "running":
-            run.update_status(pid=os.getpid())  # a fresh heartbeat: alive, not stale
+            _HELD.append(held := run.hold())  # this process owns it (its lock), so it is alive
+            held.__enter__()
+            run.update_status(pid=os.getpid())
     return runs

@@ -34,11 +34,22 @@ with device_slot(Run(Path(sys.argv[1])), sys.argv[2], poll_s=0.05) as i:
 """
 GROUP = """
 import signal, subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-if sys.argv[1] == "stubborn":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-print(child.pid, flush=True)
-time.sleep(60)
+from pathlib import Path
+from fascore.runs import Run
+with Run(Path(sys.argv[2])).hold():  # what a trainer does first: own the run
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    if sys.argv[1] == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(child.pid, flush=True)
+    time.sleep(60)
+"""
+OWNER = """
+import sys, time
+from pathlib import Path
+from fascore.runs import Run
+with Run(Path(sys.argv[1])).hold():
+    print("owner", flush=True)
+    time.sleep(60)
 """
 
 
@@ -143,7 +154,7 @@ def test_bad_slot_setting_is_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("mode", ["polite", "stubborn"])
 def test_cancel_stops_the_whole_process_group(store, mode):
     run = _run(store, f"job-{mode}")
-    proc = _spawn(GROUP, mode)
+    proc = _spawn(GROUP, mode, str(run.path))
     try:
         grandchild = int(_line(proc))
         run.update_status(state="running", pid=proc.pid, pgid=proc.pid, launcher="local")
@@ -170,7 +181,8 @@ def test_a_job_on_another_host_is_never_signalled(store):
 
 def test_a_killed_job_reads_as_interrupted(store):
     run = _run(store, "crashed")
-    proc = _spawn("import time; time.sleep(60)")
+    proc = _spawn(OWNER, str(run.path))
+    assert _line(proc) == "owner"
     run.update_status(state="running", pid=proc.pid)
     assert run.state() == "running"
     _kill(proc)
@@ -303,7 +315,7 @@ def test_a_real_job_runs_cancels_and_resumes(store, tmp_path):
     run = jobs.submit(cfg, store)
     pid = run.status()["pid"]
     try:
-        assert _wait_for(lambda: run.state() == "running" and run.has("checkpoint"), 25)
+        assert _wait_for(lambda: run.state() == "running" and run.has("checkpoint"), 60)
         assert run.progress().get("fraction", 0) > 0
         jobs.cancel(run, grace_s=5)
         assert run.state() == "cancelled" and not launchers.group_alive(pid)

@@ -18,7 +18,10 @@ def test_dead_process_reads_as_interrupted(tmp_path):
     run.update_status(state="running", pid=proc.pid)
     assert run.state() == "interrupted"
     run.update_status(state="running", pid=subprocess.os.getpid())
-    assert run.state() == "running"
+    assert run.state() == "interrupted"  # a live pid alone proves nothing: the lock does
+    with run.hold():
+        assert run.state() == "running"
+    assert run.state() == "interrupted"
 
 
 def test_torn_metrics_line_is_ignored(tmp_path):

@@ -97,7 +97,7 @@ def test_resume_continues_after_a_crash(manifest, store, monkeypatch):
     monkeypatch.setattr(training, "_evaluate", real)
     training.train(cfg, store, resume=True, progress=False)
     assert run.state() == "done"
-    assert [m["epoch"] for m in run.metrics()] == [1, 2, 2, 3]
+    assert [m["epoch"] for m in run.metrics()] == [1, 2, 3]  # one record per epoch (issue 13)
     assert "resumed after epoch 1" in run.log_tail()
 
 

@@ -39,7 +39,9 @@ def format_runs(table: pd.DataFrame) -> str:
     """The run table as readable text, one block per experiment (HTER, AUC, progress in %)."""
     if table.empty:
         return "no runs yet: start one with `python -m fascore demo` or `python -m fascore train`"
+    unreadable = table["state"] == "unreadable"
     shown = table.assign(
+        state=table["state"].where(~unreadable, "unreadable: " + table["problem"]),
         HTER=table["hter"].map(_percent),
         AUC=table["auc"].map(_percent),
         progress=table["progress"].map(_percent),
@@ -50,10 +52,11 @@ def format_runs(table: pd.DataFrame) -> str:
         ],
         **{"HTER(target-dev)": table["hter_target_dev"].map(_percent)},
         shots=table["shots"].map(lambda k: "all" if k is None or k != k else str(int(k))),
+        seed=table["seed"].map(lambda s: "-" if s is None or s != s else str(int(s))),
     )
     blocks = []
     for experiment, group in shown.groupby("experiment", sort=True):
-        body = _text_table(group.loc[:, list(COLUMNS)].astype(str))
+        body = _text_table(group.loc[:, list(COLUMNS)].fillna("-").astype(str))
         blocks.append(f"experiment: {experiment or '(none)'}\n{body}")
     return "\n\n".join(blocks)
 

@@ -11,8 +11,9 @@ from fascore.share.report import gradcam_panels, pick_samples, write_report
 def _handler(args: argparse.Namespace) -> int:
     store = RunStore()
     runs = [store.get(run_id) for run_id in args.runs]
-    rows = pick_samples(runs[-1].read_table("errors"), args.gradcam)
-    panels = gradcam_panels(runs[-1], rows)
+    readable = [r for r in runs if r.problem() is None]  # the report lists the others
+    last = readable[-1] if readable else runs[-1]
+    panels = gradcam_panels(last, pick_samples(last.read_table("errors"), args.gradcam))
     out = write_report(
         args.out,
         runs,

@@ -24,12 +24,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from fascore.data.decode import decode_image
 from fascore.errors import FascoreError
 
 #: ImageNet channel mean and standard deviation: the models start from ImageNet weights.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-CACHE_VERSION = 1  # bump when the decoded pixels would change (resampling, colour conversion)
+CACHE_VERSION = 2  # bump when the decoded pixels would change (resampling, colour conversion)
 PARALLEL_FROM = 64  # below this many images threads cost more than they save
 
 
@@ -48,11 +49,10 @@ class ImageArray:
 
 def _decode(path: str, size: int) -> np.ndarray:
     """One image file -> uint8 (3, size, size) RGB; bilinear resize with antialiasing."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(im).transpose(2, 0, 1)
+    im = decode_image(path)
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im).transpose(2, 0, 1)
 
 
 def _cache_key(paths: Sequence[str], size: int) -> str:

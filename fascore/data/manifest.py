@@ -23,7 +23,8 @@ made (generator or decoder, detector, crop, frame rule, counts of dropped frames
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pandas as pd
 
@@ -36,6 +37,7 @@ OPTIONAL_COLUMNS = ("frame", "session", "device", "dataset")
 LABELS = ("live", "spoof")
 SPLITS = ("train", "dev", "test")
 LIVE_ATTACK = "none"
+SHOW = 5  # offending rows named in a message before "and N more"
 #: Integer label codes a manifest may use instead of the words (spoof is the positive class).
 LABEL_CODES = {"0": "live", "1": "spoof"}
 
@@ -91,9 +93,48 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if "frame" in df.columns:
         df["frame"] = pd.to_numeric(df["frame"], errors="coerce").fillna(0).astype(int)
     root = p.parent.resolve()
+    paths = list(df["path"])
+    escaping = escaping_rows(paths, root)
+    if escaping:
+        raise FascoreError(
+            f"{p}: {len(escaping)} row(s) name an image outside the manifest's folder (absolute, "
+            f"'..' or a symlink that leads out): {_named(paths, escaping)}. Nothing was "
+            f"trained; move the images under {root} and run `python -m fascore validate {p}`."
+        )
     df["abspath"] = [str(root / rel) for rel in df["path"]]
     df["y"] = (df["label"] == "spoof").astype(int)
     return df
+
+
+def lexically_escapes(rel: str) -> bool:
+    """True when a manifest path is absolute or climbs out of its folder with ``..``."""
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or rel[:1] in "/\\":
+        return True
+    return ".." in PurePosixPath(rel.replace("\\", "/")).parts
+
+
+def escaping_rows(paths: Sequence[str], root: Path) -> list[int]:
+    """Rows (0-based) whose path does not stay inside ``root``: absolute, ``..``, or a path that
+    resolves outside it once symlinks are followed (a symlink loop counts as escaping)."""
+    root = Path(root).resolve()
+    bad = []
+    for i, rel in enumerate(paths):
+        if lexically_escapes(rel):
+            bad.append(i)
+            continue
+        try:
+            inside = (root / rel).resolve().is_relative_to(root)
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            bad.append(i)
+    return bad
+
+
+def _named(paths: Sequence[str], rows: list[int]) -> str:
+    """``line 2 (../x.png), ...`` for the first few rows (CSV line = row + 2)."""
+    shown = ", ".join(f"line {r + 2} ({paths[r]})" for r in rows[:SHOW])
+    return shown + (f" and {len(rows) - SHOW} more" if len(rows) > SHOW else "")
 
 
 def write_manifest(df: pd.DataFrame, out_dir: str | Path) -> Path:

@@ -11,6 +11,7 @@ import warnings
 
 from PIL import Image
 
+from fascore.data.decode import to_rgb
 from fascore.errors import FascoreError
 
 MAX_BYTES = 10 * 1024 * 1024  # matches server.maxUploadSize = 10 (MB) in .streamlit/config.toml
@@ -25,7 +26,8 @@ def _extension(name: str) -> str:
 
 
 def read_upload(name: str, data: bytes) -> Image.Image:
-    """Decode an upload into an RGB PIL image, or raise one readable ``FascoreError``.
+    """Decode an upload into an RGB PIL image (``fascore.data.images.to_rgb``, as in training),
+    or raise one readable ``FascoreError``.
 
     Checks, in order (cheapest first, the full decode last): the file extension, the byte size,
     the format sniffed from the content (not the name), the pixel count read from the header,
@@ -53,7 +55,7 @@ def read_upload(name: str, data: bytes) -> Image.Image:
         )
     try:
         image.load()
-        return image.convert("RGB")
+        return to_rgb(image)  # EXIF orientation, 16-bit and palette images as in training
     except (OSError, SyntaxError, ValueError):
         raise FascoreError(
             f"{name!r} is damaged or truncated and could not be decoded. {HINT}"

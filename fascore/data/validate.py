@@ -14,12 +14,13 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from fascore.data import manifest as mf
+from fascore.data.decode import to_rgb
 from fascore.errors import FascoreError
 
 SHOW = 5  # rows or files listed per issue before "... and N more"
@@ -122,19 +123,17 @@ def _check_values(df: pd.DataFrame, report: Report) -> None:
         report.errors.append(Issue("spoof_without_attack", msg, spoof_bad))
 
 
-def _escapes(rel: str) -> bool:
-    """True when a manifest path is absolute or climbs out of the manifest's folder."""
-    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or rel[:1] in "/\\":
-        return True
-    return ".." in PurePosixPath(rel.replace("\\", "/")).parts
-
-
 def _check_paths(df: pd.DataFrame, root: Path, report: Report) -> list[int]:
     """Escaping paths, duplicates and missing files; returns the rows whose file can be opened."""
-    escape = _rows(df["path"].map(_escapes))
+    escape = _rows(df["path"].map(mf.lexically_escapes))
     if escape:
         msg = f"paths must stay inside the manifest's folder (no '..', not absolute): {_lines(escape)}"
         report.errors.append(Issue("path_escapes", msg, escape))
+    links = sorted(set(mf.escaping_rows(df["path"], root)) - set(escape))
+    if links:
+        msg = f"symlinks lead outside the manifest's folder: {_lines(links)}; copy the images in"
+        report.errors.append(Issue("symlink_escapes", msg, links))
+        escape = sorted(set(escape) | set(links))
     dup_rows = _rows(df.duplicated(keep="first"))
     if dup_rows:
         msg = f"{len(dup_rows)} duplicate row(s) (identical to an earlier one): {_lines(dup_rows)}"
@@ -165,6 +164,7 @@ def _probe(path: Path, decode: bool) -> tuple[str | None, tuple[int, int] | None
         if decode:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
+                to_rgb(im)  # the pixels training will see (or a refusal, e.g. float pixels)
         return None, size
     except UnidentifiedImageError:
         return "not an image format PIL can read", None

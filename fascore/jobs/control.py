@@ -5,8 +5,11 @@ cluster launcher is one more decorated class) starts ``python -m fascore train -
 new process group. The trainer enters ``device_slot`` before training, so at most N jobs use a
 device at once: N ``fcntl.flock`` lock files per device under ``<store>/.slots``. The kernel drops
 a process's locks when it dies, so a crash never leaks a slot and no queue daemon is needed.
-``cancel`` stops the whole process group (data-loader workers included) so GPU memory is freed;
-``resume`` relaunches an interrupted, failed or cancelled run from its last checkpoint.
+``cancel`` stops the process group of the run's owner (the process holding the run's lock, see
+``fascore.runlock``; data-loader workers included) so GPU memory is freed, after checking with
+psutil that the recorded pid is still that process; ``resume`` relaunches an interrupted, failed or
+cancelled run from its last checkpoint. A launch holds the run's lock while it starts the job, so
+two launches (or a launch beside a live trainer) cannot both start one.
 """
 
 from __future__ import annotations
@@ -34,17 +37,36 @@ SLOT_ENV = {"cpu": "FASCORE_SLOTS_CPU", "gpu": "FASCORE_SLOTS_GPU"}
 #: How often a job waiting for a slot refreshes its heartbeat (seconds).
 WAIT_HEARTBEAT_S = 5.0
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
+LAUNCH_LOCK_WAIT_S = 0.5  # a launch waits this long for a viewer's lock probe to pass
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
-def _launch(run: Run, store: RunStore, launcher: str, argv: list[str], message: str) -> Run:
+def _launch(
+    run: Run,
+    store: RunStore,
+    launcher: str,
+    argv: list[str],
+    message: str,
+    seen: dict | None = None,
+) -> Run:
+    """Start the job while holding the run's lock (the job takes it over once started), so a
+    live trainer or a concurrent launch makes this one refuse instead of overwriting its status.
+    ``seen`` is the status the caller decided on: if it changed meanwhile, another process
+    launched the run first (check-then-act under the lock); None skips that check."""
     impl = LAUNCHERS.get(launcher)()
-    run.clear_cancel()
-    fresh = {"pid": None, "pgid": None, "finished": None, "submitted": time.time()}
-    run.update_status(state="queued", message=message, launcher=launcher, **fresh)
-    env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    run.update_status(**impl.start(run, argv, env))
+    with run.hold(wait_s=LAUNCH_LOCK_WAIT_S, role="launcher"):
+        if seen is not None and run.status() != seen:
+            raise FascoreError(
+                f"run {run.id} was just started by another process; see `python -m fascore runs`"
+            )
+        run.clear_cancel()
+        fresh = {"pid": None, "pgid": None, "pid_started": None, "finished": None}
+        run.update_status(
+            state="queued", message=message, launcher=launcher, submitted=time.time(), **fresh
+        )
+        env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        run.update_status(**impl.start(run, argv, env))
     return run
 
 
@@ -58,10 +80,11 @@ def submit(config: RunConfig, store: RunStore | None = None, launcher: str = "lo
     config.check()
     store = store or RunStore()
     run = store.run(config.run_id())
+    seen = run.status() if run.path.exists() else {"state": "queued"}  # what status() will say
     if run.has("config") and run.state() in (*ACTIVE_STATES, "done"):
         return run
     run.write_config(config.to_dict())
-    return _launch(run, store, launcher, ["train", "--run", run.id], "submitted")
+    return _launch(run, store, launcher, ["train", "--run", run.id], "submitted", seen)
 
 
 def cancel(run: Run, grace_s: float = 10.0) -> Run:
@@ -81,14 +104,14 @@ def cancel(run: Run, grace_s: float = 10.0) -> Run:
 
 def resume(run: Run, store: RunStore | None = None, launcher: str | None = None) -> Run:
     """Relaunch an interrupted, failed or cancelled run; it continues from its last checkpoint."""
-    state = run.state()
+    seen, state = run.status(), run.state()
     if state not in RESUMABLE_STATES:
         raise FascoreError(
             f"run {run.id} is {state}; only interrupted, failed or cancelled runs can be resumed"
         )
     store = store or RunStore(run.path.parent)
     name = launcher or run.status().get("launcher", "local")
-    return _launch(run, store, name, ["train", "--run", run.id, "--resume"], "resuming")
+    return _launch(run, store, name, ["train", "--run", run.id, "--resume"], "resuming", seen)
 
 
 def list_runs(store: RunStore | None = None, experiment: str | None = None) -> pd.DataFrame:
@@ -99,15 +122,13 @@ def list_runs(store: RunStore | None = None, experiment: str | None = None) -> p
 
 def _teacher_for(base: RunConfig, teacher: str, store: RunStore) -> str:
     """Check a chosen teacher run can teach ``base``'s protocol; returns its id."""
+    from fascore.train.trainset import check_teacher  # lazy: imports torch
+
     run = store.get(teacher)
-    cfg, state = run.config(), run.state()
+    state = run.state()
     if state in RESUMABLE_STATES:
         raise FascoreError(f"teacher run {teacher} is {state}; resume it first or train a new one")
-    if tuple(cfg.get("source_domains") or ()) != base.source_domains:
-        raise FascoreError(
-            f"teacher {teacher} was trained on {'+'.join(cfg.get('source_domains') or [])}, not "
-            f"{'+'.join(base.source_domains)}; pick a matching teacher or train a new one"
-        )
+    check_teacher(base, run)
     return teacher
 
 

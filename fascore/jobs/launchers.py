@@ -2,7 +2,9 @@
 
 A launcher starts ``python -m fascore ARGV...`` and stops it again. ``LocalLauncher`` starts a
 child process in its own session, so ``stop_group`` can stop it with everything it started
-(data-loader workers included), which frees the GPU.
+(data-loader workers included), which frees the GPU. It signals only the run's verified owner
+(``owner_pid``: the holder of the run's lock, or the launched process with its start time), so a
+pid reused by an unrelated process is never signalled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from fascore.errors import FascoreError
 from fascore.registry import Registry
+from fascore.runlock import group_alive, process_alive, process_start
 from fascore.runs import Run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,52 +61,61 @@ class LocalLauncher(Launcher):
             )
         # Reap the child when it exits, so a long-lived parent (the dashboard) collects no zombies.
         threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-        return {"pid": proc.pid, "pgid": proc.pid}
+        return {"pid": proc.pid, "pgid": proc.pid, "pid_started": process_start(proc.pid)}
 
     def stop(self, run: Run, grace_s: float) -> None:
-        status = run.status()
-        host = status.get("host", socket.gethostname())
+        owner = run.owner() or {}
+        host = owner.get("host") or run.status().get("host", socket.gethostname())
         if host != socket.gethostname():  # its pid means nothing here: never signal it
             raise FascoreError(
                 f"run {run.id} runs on {host}: it was asked to stop at its next step; "
                 f"to force it, run `python -m fascore cancel {run.id}` on {host}"
             )
-        pgid = status.get("pgid") or status.get("pid")
-        if pgid:
-            stop_group(int(pgid), grace_s)
-
-
-def _proc_groups() -> set[int] | None:
-    """The process groups with a live (non-zombie) member, from /proc; None without /proc."""
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
-        return None
-    groups: set[int] = set()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+        pid = owner_pid(run)
+        if pid is None:
+            return  # nobody to stop: the cancel request stops a trainer that starts later
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        if fields[0] != "Z":
-            groups.add(int(fields[2]))
-    return groups
+            pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            return
+        if pgid == os.getpgrp():  # a trainer started in our own group: never signal ourselves
+            stop_process(pid, grace_s)
+        else:
+            stop_group(pgid, grace_s)
 
 
-def group_alive(pgid: int) -> bool:
-    """True while any non-zombie process of group ``pgid`` exists (``killpg(pgid, 0)`` alone
-    counts zombies, which a container without an init process may never reap)."""
-    groups = _proc_groups()
-    if groups is not None:
-        return pgid in groups
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True  # it exists (PermissionError: it exists but is not ours)
+def owner_pid(run: Run) -> int | None:
+    """The pid of the process that owns the run, checked to be that very process: the holder of
+    the run's lock, else (a job launched that has not taken the lock yet) the launched process
+    recorded with its start time. None when there is none, so a reused pid is never signalled."""
+    owner = run.owner()
+    for _ in range(20):  # a new owner writes its record right after taking the lock
+        if owner != {}:
+            break
+        time.sleep(0.05)
+        owner = run.owner()
+    if owner and owner.get("role") == "launcher":
+        return None  # the job is being started: its cancel request stops it as it starts
+    if owner and process_alive(owner.get("pid"), owner.get("pid_started")):
+        return int(owner["pid"])
+    status = run.status()
+    pid, started = status.get("pid"), status.get("pid_started")
+    if owner is None and pid and started is not None and process_alive(pid, started):
+        return int(pid)
+    return None
+
+
+def stop_process(pid: int, grace_s: float = 10.0) -> None:
+    """SIGTERM one process, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not process_alive(pid):
+            return
+    raise FascoreError(f"process {pid} survived SIGKILL; check it with `ps -p {pid}`")
 
 
 def stop_group(pgid: int, grace_s: float = 10.0) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from fascore.data.decode import decode_image, to_rgb
 from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
@@ -143,10 +144,7 @@ def explain_images(
 
     size = getattr(next(iter(models.values())), "input_size", None) or 64
     batch = np.stack(
-        [
-            np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
-            for im in images
-        ]
+        [np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images]
     ).transpose(0, 3, 1, 2)
     out = explain_samples(models, batch, alpha=alpha)
     panels = []
@@ -172,8 +170,7 @@ def gradcam_panels(run: Run, rows: pd.DataFrame, alpha: float = 0.5) -> list[Pan
 def open_image(path: str | Path) -> Image.Image:
     """An image from a scores/errors ``path``, or a ``FascoreError`` if it moved or is damaged."""
     try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return decode_image(path)
     except (OSError, SyntaxError, ValueError):
         raise FascoreError(
             f"cannot read {path}; the data set moved or changed since the run was scored"
@@ -379,6 +376,10 @@ def build_report(
         raise FascoreError(
             "no run to report on; pass run ids (list them with `python -m fascore runs`)"
         )
+    left_out = {r.id: why for r in runs if (why := r.problem())}
+    runs = [r for r in runs if r.id not in left_out]
+    if not runs:
+        raise FascoreError("every run asked for is unreadable: " + _unreadable_line(left_out))
     names = run_names(runs)
     title = title or f"fascore report: {', '.join(names)}"
     doc = _Doc()
@@ -387,6 +388,8 @@ def build_report(
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} by fascore from the run folders below.",
         "note",
     )
+    if left_out:
+        doc.p("Left out: " + _unreadable_line(left_out), "note")
     _protocol_section(doc, runs, names)
     _metrics_section(doc, runs, names, n_boot)
     _curves_section(doc, runs, names)
@@ -399,7 +402,32 @@ def build_report(
             doc.add(
                 f"<p>{html.escape(name)}: <code>{html.escape(deep_link(dashboard, 'compare', run=run.id, teacher=run.config().get('teacher')))}</code></p>"
             )
-    return doc.html(title)
+    return strip_local_paths(doc.html(title), runs)
+
+
+def _unreadable_line(left_out: dict[str, str]) -> str:
+    return "; ".join(f"run {rid} is unreadable: {why}" for rid, why in left_out.items())
+
+
+def strip_local_paths(text: str, runs: Sequence[Run]) -> str:
+    """The report without this machine's absolute paths: image paths become relative to their
+    data set's folder (``data-set/img/x.png``), run folders to the store (``runs/RUN``), and the
+    home folder ``~``; both plain and JSON-escaped (``\\u002f``) spellings are replaced."""
+    roots: dict[str, str] = {}
+    for run in runs:
+        for manifest in run.config().get("data") or []:
+            folder = Path(manifest).parent
+            for spelling in {str(folder), str(folder.resolve())}:
+                roots[spelling] = folder.resolve().name
+        store = run.path.parent
+        for spelling in {str(store), str(store.resolve())}:
+            roots[spelling] = "runs"
+    roots.setdefault(str(Path.home()), "~")
+    for root in sorted(roots, key=len, reverse=True):  # the longest (innermost) first
+        if len(root) > 1:
+            for a, b in ((root + "/", roots[root] + "/"), (root, roots[root])):
+                text = text.replace(a, b).replace(a.replace("/", "\\u002f"), b)
+    return text
 
 
 def write_report(out: str | Path, runs: Sequence[Run], **kwargs: object) -> Path:

@@ -15,6 +15,7 @@ looked at before the end. A non-finite loss stops the run (state ``failed``, che
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -34,7 +35,14 @@ from fascore.train import regimes
 from fascore.train.checkpoint import load_checkpoint, save_checkpoint
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
-from fascore.train.trainset import TrainData, load_train_data, score_frame, wait_for_teacher
+from fascore.train.trainset import (
+    TrainData,
+    clamp_batch,
+    load_train_data,
+    score_frame,
+    target_metrics_problem,
+    wait_for_teacher,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,9 +88,14 @@ def load_run_model(run: Run, device: str | torch.device = "cpu") -> FASModel:
     cfg = RunConfig.from_dict(run.config())
     if not run.has("best"):
         raise FascoreError(f"run {run.id} has no trained weights yet (state: {run.state()})")
-    state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
-    model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
-    model.load_state_dict(state["model"])
+    try:
+        state = torch.load(run.file("best"), map_location="cpu", weights_only=True)
+        model = create_model(cfg.model, input_size=cfg.image_size, embed_layer=cfg.embed_layer)
+        model.load_state_dict(state["model"])
+    except (RuntimeError, OSError, KeyError, EOFError, ValueError) as err:
+        raise FascoreError(
+            f"the weights of run {run.id} are damaged ({type(err).__name__}); retrain the run"
+        ) from None
     return model.to(device).eval()
 
 
@@ -203,38 +216,74 @@ def train(
     config.check()
     store = store or RunStore()
     run = store.run(config.run_id())
-    if not run.has("config"):
-        run.write_config(config.to_dict())
-    elif not resume and run.has("done"):
-        return run
-    elif not resume:
-        run.reset()  # a restarted run starts clean: no stale metrics or checkpoints
-    run.clear_cancel()
-    run.update_status(state="queued", pid=os.getpid(), message="starting")
-    try:
-        teacher_run = wait_for_teacher(run, config, store)
-        device = resolve_device(config.device)
-        with device_slot(run, str(device)):
-            _train(run, config, teacher_run, device, resume, progress)
-    except CancelRequested:
-        run.update_status(state="cancelled", message="cancelled by request", finished=time.time())
-    except FascoreError as err:
-        run.log(f"failed: {err}")
-        run.update_status(state="failed", message=str(err), finished=time.time())
-        raise
-    except Exception as err:
-        run.log(f"failed with an unexpected error: {err!r}")
-        run.update_status(
-            state="failed", message=f"unexpected error: {err!r}", finished=time.time()
-        )
-        raise
+    with _own(run) as owner:  # before any reset or resume: a run owned by a live process is refused
+        if run.has("done") and not resume:
+            return run
+        if not run.has("config"):
+            run.write_config(config.to_dict())
+        elif not resume:
+            run.reset()  # a restarted run starts clean: no stale metrics or checkpoints
+        if run.status().get("state") != "queued":  # a launcher's fresh request is kept
+            run.clear_cancel()
+        who = {k: owner[k] for k in ("pid", "pgid", "pid_started", "host")}
+        run.update_status(state="queued", message="starting", finished=None, **who)
+        try:
+            teacher_run = wait_for_teacher(run, config, store)
+            device = resolve_device(config.device)
+            with device_slot(run, str(device)):
+                _train(run, config, teacher_run, device, resume, progress)
+            if why := target_metrics_problem(run):  # a run without target metrics is not done
+                run.unmark_done()
+                raise FascoreError(why)
+        except CancelRequested:
+            run.update_status(
+                state="cancelled", message="cancelled by request", finished=time.time()
+            )
+        except FascoreError as err:
+            _fail(run, str(err))
+            raise
+        except OSError as err:  # disk full, read-only store, vanished files
+            why = f"{err.strerror or err} ({err.filename or 'the run folder'}); free space or "
+            _fail(run, why := why + "fix the permissions, then resume the run")
+            raise FascoreError(f"run {run.id} failed: {why}") from None
+        except Exception as err:
+            _fail(run, f"unexpected error: {err!r}")
+            raise
     return run
+
+
+def _own(run: Run):
+    """Hold the run's lock; an unwritable store is one clear error, not a traceback."""
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+        probe = run.path / f".write-test.{os.getpid()}.tmp"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise FascoreError(
+            f"cannot write to the run store {run.path.parent} ({err.strerror}); set "
+            "FASCORE_RUNS_DIR to a writable folder"
+        ) from None
+    return run.hold()
+
+
+def _fail(run: Run, message: str) -> None:
+    """Mark the run failed with ``message`` and remove its temporary files; never raises (the
+    disk may be the very thing that failed)."""
+    for tmp in run.path.glob(".*.tmp*"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    with contextlib.suppress(OSError):
+        run.log(f"failed: {message}")
+    with contextlib.suppress(OSError):
+        run.update_status(state="failed", message=message, finished=time.time())
 
 
 def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bool) -> None:
     torch.manual_seed(cfg.seed)
     run.update_status(state="running", started=time.time(), message="loading data")
     data = load_train_data(cfg, run)
+    cfg = clamp_batch(cfg, data, run.log)
     model, teacher = build_model(cfg, teacher_run)
     method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
     method.amp = bool(cfg.amp and device.type == "cuda")
@@ -248,6 +297,8 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
     if resume and run.has("checkpoint"):
         start_epoch, best = load_checkpoint(run, method, sched, live)
         run.log(f"resumed after epoch {start_epoch}")
+    if resume and run.truncate_metrics(start_epoch):  # epochs after the checkpoint are redone
+        run.log(f"dropped metrics records after epoch {start_epoch}")
     src, tgt = (iter(s) if s is not None else None for s in streams)
     bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
     run.update_status(message=f"training {cfg.method} on {device.type}")
@@ -262,7 +313,7 @@ def _train(run: Run, cfg: RunConfig, teacher_run, device, resume: bool, show: bo
 
 
 def _tmp(run: Run, key: str):
-    return run.file(key).with_name(f".{run.file(key).name}.tmp")
+    return run.file(key).with_name(f".{run.file(key).name}.{os.getpid()}.tmp")
 
 
 def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar) -> dict[str, float]:

@@ -153,7 +153,75 @@ def load_train_data(cfg: RunConfig, run: Run) -> TrainData:
     images = load_images(frame, cfg.image_size, cache_dir=cache, log=run.log)
     counts = frame.groupby("part").size().to_dict()
     run.log("data: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    return TrainData(frame, images, shots)
+    data = TrainData(frame, images, shots)
+    warnings = data_warnings(data)
+    for text in warnings:
+        run.log(f"warning: {text}")
+    run.update_status(warnings=warnings)
+    _check_target_test(data)
+    return data
+
+
+def clamp_batch(cfg: RunConfig, data: TrainData, log) -> RunConfig:
+    """The config with its batch size clamped to the larger training part (a batch larger than
+    the data only repeats images and costs memory); the clamp is logged."""
+    n = max(len(data.rows("source_train")), len(data.rows("target_train")))
+    if n == 0 or cfg.batch_size <= n:
+        return cfg
+    log(f"batch size {cfg.batch_size} exceeds the {n} training images: using {max(2, n)}")
+    return cfg.replace(batch_size=max(2, n))
+
+
+def data_warnings(data: TrainData) -> list[str]:
+    """What makes this run's results weaker without stopping it: repeated training images and
+    images that are missing or unreadable (skipped)."""
+    out = []
+    train = data.frame["part"].isin(["source_train", "target_train"]).to_numpy()
+    repeats = int(data.frame.loc[train, "abspath"].duplicated().sum())
+    if repeats:
+        out.append(
+            f"{repeats} training row(s) repeat an image listed earlier, so it weighs more; "
+            "run `python -m fascore validate` on the manifest"
+        )
+    skipped = int((~data.images.ok).sum())
+    if skipped:
+        out.append(
+            f"{skipped} of {len(data.frame)} image(s) are missing or unreadable and were skipped; "
+            "run `python -m fascore validate` on the manifest"
+        )
+    return out
+
+
+def _check_target_test(data: TrainData) -> None:
+    """Stop before training when the target test split cannot give metrics."""
+    labels = set(data.frame["label"].iloc[data.rows("target_test")])
+    if len(labels) < 2:
+        have = f"{'/'.join(sorted(labels))} images only" if labels else "no readable image"
+        raise FascoreError(
+            f"the target domain's test split has {have}: its metrics need live and spoof images."
+            " Nothing was trained; fix the manifest (`python -m fascore validate`)"
+        )
+
+
+def target_metrics_problem(run: Run) -> str | None:
+    """Why a finished run has no target-test metrics (so it must not read ``done``), or None."""
+    final = run.read_json("final")
+    if isinstance(final, dict) and isinstance(final.get("target_test"), dict):
+        return None
+    scores = run.read_table("scores")
+    if scores is None:
+        return "no target metrics: the run wrote no scores"
+    missing = []
+    for role, split in (("target", "test"), ("target", "dev"), ("source", "dev")):
+        sub = scores[(scores["role"] == role) & (scores["split"] == split)]
+        if sub["label"].nunique() < 2:
+            got = "/".join(sorted(sub["label"].unique())) or "no"
+            missing.append(f"the {role} {split} split has {got} scored images")
+    reason = "; ".join(missing) or "the metrics could not be computed"
+    return (
+        f"no target metrics: {reason}, and the threshold's dev split and the test split need "
+        "live and spoof images. Fix the manifest's splits (`python -m fascore validate`)"
+    )
 
 
 def score_frame(data: TrainData, predict) -> pd.DataFrame:
@@ -166,6 +234,31 @@ def score_frame(data: TrainData, predict) -> pd.DataFrame:
     return df[SCORE_COLUMNS].reset_index(drop=True)
 
 
+def check_teacher(cfg: RunConfig, teacher: Run) -> None:
+    """Refuse a teacher run that cannot teach ``cfg``: unreadable, itself a student, trained on
+    other source domains or at another image size (the CLI, ``plan_runs`` and the dashboard all
+    come through here)."""
+    if why := teacher.problem():
+        raise FascoreError(f"teacher run {teacher.id} is unreadable: {why}")
+    tcfg = teacher.config()
+    method = tcfg.get("method")
+    if method not in METHODS or METHODS.get(method).role != "teacher":
+        raise FascoreError(
+            f"run {teacher.id} ({method}) is not a teacher: pick a source_only run as --teacher"
+        )
+    sources = tuple(tcfg.get("source_domains") or ())
+    if sources != tuple(cfg.source_domains):
+        raise FascoreError(
+            f"teacher {teacher.id} was trained on {'+'.join(sources) or 'nothing'}, not "
+            f"{'+'.join(cfg.source_domains)}; pick a matching teacher or train a new one"
+        )
+    if tcfg.get("image_size") != cfg.image_size:
+        raise FascoreError(
+            f"teacher {teacher.id} takes {tcfg.get('image_size')}px images, this run "
+            f"{cfg.image_size}px; use --image-size {tcfg.get('image_size')} or a matching teacher"
+        )
+
+
 def wait_for_teacher(run: Run, cfg: RunConfig, store: RunStore) -> Run | None:
     """A student waits (state queued) until its teacher run is done; None for teacher-less runs."""
     if not METHODS.get(cfg.method).needs_teacher:
@@ -173,6 +266,7 @@ def wait_for_teacher(run: Run, cfg: RunConfig, store: RunStore) -> Run | None:
     if not cfg.teacher:
         raise FascoreError(f"method {cfg.method!r} needs a teacher run: pass --teacher RUN_ID")
     teacher = store.get(cfg.teacher)
+    check_teacher(cfg, teacher)
     while (state := teacher.state()) != "done":
         if state in ("failed", "cancelled", "interrupted"):
             raise FascoreError(f"teacher run {teacher.id} is {state}; resume or retrain it first")
