@@ -38,10 +38,9 @@ def _cfg(manifest, **kw) -> RunConfig:
 
 
 def _edited(manifest, tmp_path, edit) -> str:
+    """An edited copy of the manifest beside it (image paths must stay inside its folder)."""
     df = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    df["path"] = [str((manifest.parent / p).resolve()) for p in df["path"]]
-    out = tmp_path / "edited" / "manifest.csv"
-    out.parent.mkdir(parents=True)
+    out = manifest.parent / f"edited-{tmp_path.parent.name}-{tmp_path.name}.csv"
     edit(df).to_csv(out, index=False)
     return str(out)
 
