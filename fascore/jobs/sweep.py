@@ -114,15 +114,17 @@ def local_plan(
     runs = {cfg.run_id(): store.run(cfg.run_id()) for cfg in configs}
     todo = {cfg.run_id(): cfg for cfg in configs if runs[cfg.run_id()].state() != "done"}
     say = report or (lambda _msg: None)
+    started: set[str] = set()  # launched by this call: never launched twice
     while todo:
         states = {rid: runs[rid].state() for rid in todo}
-        active = sum(_alive(runs[r], s) for r, s in states.items())
+        active = sum(_alive(runs[r], s) or (r in started and s in ACTIVE_STATES)
+                     for r, s in states.items())  # fmt: skip
         for rid, state in states.items():
             cfg = todo[rid]
             if state in ("done", "failed", "cancelled"):
                 say(f"{state:9s} {rid}")
                 del todo[rid]
-            elif _alive(runs[rid], state):
+            elif _alive(runs[rid], state) or (rid in started and state in ACTIVE_STATES):
                 continue
             elif (blocked := _teacher_blocks(cfg, store)) is not None:
                 if blocked:
@@ -130,6 +132,7 @@ def local_plan(
                     del todo[rid]
             elif active < _slots(configs):
                 _start(runs[rid], cfg, state, store)
+                started.add(rid)
                 say(f"started   {rid}")
                 active += 1
         if todo:
