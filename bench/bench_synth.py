@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="demo data folder (default: the per-user cache)")
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     if not args.calibrate:
         body = time_generation("demo")
         write_section("synth", "SynthFAS generation", "python -m bench.bench_synth", body)

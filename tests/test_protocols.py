@@ -16,7 +16,7 @@ PUBLIC = ("oulu-npu", "casia-fasd", "replay-attack", "msu-mfsd")
 
 
 def test_every_preset_parses_back_to_itself():
-    assert len(PROTOCOLS.names()) == 4 + 12 + 12 + 12  # loo, cross, scarce, synth
+    assert len(PROTOCOLS.names()) == 4 + 12 + 12 + 12 + 8  # loo, cross, scarce, synth, celeba
     for name in PROTOCOLS.names():
         protocol = parse_protocol(name)
         assert protocol == PROTOCOLS.get(name)() and protocol.name == name

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -19,7 +20,7 @@ from fascore.data.manifest import read_manifest, read_preprocessing
 from fascore.data.synth import DOMAIN_NAMES, PRESETS, SynthSpec, default_data_dir, ensure_synth
 from fascore.data.synth.camera import capture, vignette
 from fascore.data.synth.domains import DOMAINS
-from fascore.data.synth.generate import generate, read_state, resolve_spec
+from fascore.data.synth.generate import VERSION, generate, plan, read_state, resolve_spec
 from fascore.data.synth.instruments import Placement, _stripe_cover, halftone, screen_emission
 from fascore.errors import FascoreError
 
@@ -29,7 +30,7 @@ SMALL = SynthSpec(subjects=(1, 1, 1), frames=2, live_videos=1, domains=("studio"
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """The tiny preset, generated once, in a folder named like the per-user cache."""
-    out = tmp_path_factory.mktemp("cache") / "synthfas-tiny"
+    out = tmp_path_factory.mktemp("cache") / f"synthfas-tiny-v{VERSION}"
     generate("tiny", out, workers=2)
     return out
 
@@ -89,7 +90,20 @@ def test_ensure_synth_uses_the_per_user_cache(tiny, monkeypatch):
     assert time.perf_counter() - start < 1.0
     monkeypatch.delenv("FASCORE_DATA_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
-    assert default_data_dir("demo") == Path("/somewhere/fascore/synthfas-demo")
+    assert default_data_dir("demo") == Path(f"/somewhere/fascore/synthfas-demo-v{VERSION}")
+
+
+def test_demo_preset_sizes_give_the_target_test_split_300_videos():
+    """Issue 9: the demo's target test split holds >= 300 videos (bootstrap CIs of a few points);
+    the preset stays small enough to render in well under a minute on 2 cores."""
+    spec = PRESETS["demo"]
+    tasks = pd.DataFrame([(t.domain, t.split, t.attack) for t in plan(spec, 0)],
+                         columns=["domain", "split", "attack"])  # fmt: skip
+    phone = tasks[tasks["domain"] == "phone"]
+    assert (phone["split"] == "test").sum() == 300
+    assert (phone["split"] == "dev").sum() == 96 and (phone["split"] == "train").sum() == 288
+    assert (phone["attack"] == "none").sum() == (phone["attack"] != "none").sum()
+    assert spec.n_images() == 5472 and spec.image_size == 64
 
 
 def _files(folder: Path) -> dict[str, bytes]:

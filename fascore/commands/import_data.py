@@ -7,34 +7,40 @@ import os
 import sys
 from pathlib import Path
 
-from fascore.data.importers import IMPORTERS, ImportOptions, ImportResult, run_import
-from fascore.data.importers.base import DETECTORS
+from tqdm import tqdm
+
+from fascore.data.importers import DETECTORS, IMPORTERS, ImportOptions, ImportResult, run_import
+from fascore.data.importers.celeba_spoof import parse_where
 from fascore.errors import FascoreError
 
 SHOW = 10  # skipped files listed on the terminal (all of them are in preprocessing.json)
+DEFAULTS = ImportOptions()  # detector: the better on real faces (docs/benchmarks.md)
 
 
 class Progress:
-    """One rewritten line on a terminal ("[ 12/120] train/real/client001..."); silent elsewhere."""
+    """A tqdm bar with rate and ETA on a terminal (created on the first finished video, when
+    the total is known); silent elsewhere."""
 
     def __init__(self, enabled: bool) -> None:
-        self.done, self.enabled = 0, enabled
+        self.enabled, self.bar = enabled, None
 
-    def __call__(self, label: str) -> None:
-        self.done += 1
-        if self.enabled:
-            sys.stderr.write(f"\r[{self.done:>5}] {label[-70:]:<70}")
-            sys.stderr.flush()
+    def __call__(self, label: str, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="video", file=sys.stderr, dynamic_ncols=True)
+        self.bar.set_postfix_str(label[-40:], refresh=False)
+        self.bar.update(1)
 
     def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\n")
+        if self.bar is not None:
+            self.bar.close()
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import",
-        help="import Replay-Attack, CASIA-FASD, MSU-MFSD or OULU-NPU into a manifest",
+        help="import Replay-Attack, CASIA-FASD, MSU-MFSD, OULU-NPU or CelebA-Spoof",
         description="Decode a public PAD data set as distributed, crop faces, and write "
         "images, manifest.csv and preprocessing.json. Re-running resumes. See docs/datasets.md.",
     )
@@ -46,7 +52,44 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     rule.add_argument("--every", type=int, help="or every K-th frame, from frame 0")
     p.add_argument("--size", type=int, default=128, help="face crop side in pixels")
     p.add_argument("--margin", type=float, default=0.2, help="added on each side of the face")
-    p.add_argument("--detector", default="haar", choices=DETECTORS.names())
+    p.add_argument(
+        "--detector",
+        default=DEFAULTS.detector,
+        choices=DETECTORS.names(),
+        help="face detector where the data set ships no box (default %(default)s)",
+    )
+    p.add_argument(
+        "--fallback",
+        default=DEFAULTS.fallback,
+        choices=[*DETECTORS.names(), "none"],
+        help="detector tried on a video where --detector found no face in any frame",
+    )
+    p.add_argument(
+        "--retry-frames",
+        type=int,
+        default=DEFAULTS.retry_frames,
+        help="frames tried (first with --detector) on a video that gave no face crop",
+    )
+    p.add_argument(
+        "--faces",
+        type=Path,
+        help="folder of bob-style face-location files (DIR/<video path>.face: frame x y w h)",
+    )
+    p.add_argument(
+        "--max-lost",
+        type=float,
+        default=DEFAULTS.max_lost,
+        help="fail (exit 1, after writing everything) when a split loses a larger share of "
+        "its videos without any face crop (default %(default)s)",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="celeba-spoof only: keep spoof images taken under these conditions "
+        "(environment=indoor,outdoor; illumination=normal,strong,back,dark) as their own domain",
+    )
     p.add_argument(
         "--no-annotations",
         action="store_true",
@@ -66,13 +109,22 @@ def options(args: argparse.Namespace) -> ImportOptions:
         raise FascoreError("--workers must be at least 1")
     if args.protocol and args.dataset != "oulu-npu":
         raise FascoreError("--protocol applies to oulu-npu only; the others have one protocol")
+    if args.where and args.dataset != "celeba-spoof":
+        raise FascoreError("--where applies to celeba-spoof only (its spoof conditions)")
+    if args.retry_frames < 1 or not 0 <= args.max_lost <= 1:
+        raise FascoreError("need --retry-frames >= 1 and 0 <= --max-lost <= 1")
     return ImportOptions(
         frames=None if args.every else args.frames,
         every=args.every,
         size=args.size,
         margin=args.margin,
         detector=args.detector,
+        fallback=None if args.fallback == "none" else args.fallback,
+        retry_frames=args.retry_frames,
         use_annotations=not args.no_annotations,
+        faces=str(args.faces) if args.faces else None,
+        max_lost=args.max_lost,
+        where=parse_where(args.where),
         workers=args.workers,
         protocol=args.protocol,
         seed=args.seed,
@@ -95,8 +147,11 @@ def summary(result: ImportResult) -> list[str]:
             f"warning: {dropped['no_face']} frame(s) dropped without a face, "
             f"{dropped['not_decoded']} not decodable"
         )
-    if result.empty:
-        lines.append(f"warning: {len(result.empty)} video(s) gave no face crop at all")
+    if rec["totals"]["retried"]:
+        lines.append(f"{rec['totals']['retried']} video(s) needed a retry to give a face crop")
+    if result.lost:
+        lines.append(f"warning: {len(result.lost)} video(s) lost, no face crop at all:")
+        lines += [f"  {v['video']} ({v['split']}): {v['reason']}" for v in result.lost]
     skipped = rec["skipped"]
     if skipped:
         lines.append(f"warning: {len(skipped)} file(s) skipped:")
@@ -114,4 +169,11 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     print("\n".join(summary(result)))
-    return 0
+    for split in result.over_limit:
+        share = result.record["lost_by_split"][split]
+        sys.stderr.write(
+            f"error: split {split} lost {share['lost']} of {share['videos']} video(s), more "
+            f"than --max-lost {args.max_lost:g}; everything was written, the list is above. "
+            "Point --faces at face-location files, or raise --max-lost to accept it.\n"
+        )
+    return 1 if result.over_limit else 0

@@ -298,7 +298,8 @@ class FaceBatches:
 
     def _batch(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = self.rows[pos]
-        xb = self.data.images[idx]
+        # index_select, not images[idx]: advanced indexing of a uint8 batch was ~7x slower (1 thread)
+        xb = self.data.images.index_select(0, idx)
         if self.device.type == "cuda":
             xb = xb.pin_memory()  # lets the copy overlap with the previous step's compute
         x = xb.to(self.device, non_blocking=True).float()

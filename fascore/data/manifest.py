@@ -16,8 +16,9 @@ split      ``train``, ``dev`` or ``test``
 =========  ===============================================================================
 
 Optional columns kept when present: ``frame`` (frame index in the video), ``session``,
-``device``, ``dataset``. Beside the manifest sits ``preprocessing.json``: how the images were
-made (generator or decoder, detector, crop, frame rule, counts of dropped frames).
+``device``, ``dataset``, ``illumination`` and ``environment`` (CelebA-Spoof's conditions).
+Beside the manifest sits ``preprocessing.json``: how the images were made (generator or
+decoder, detector, crop, frame rule, counts of dropped frames, videos lost without a crop).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from fascore.errors import FascoreError
 MANIFEST_NAME = "manifest.csv"
 PREPROCESSING_NAME = "preprocessing.json"
 REQUIRED_COLUMNS = ("path", "label", "attack", "domain", "subject", "video", "split")
-OPTIONAL_COLUMNS = ("frame", "session", "device", "dataset")
+OPTIONAL_COLUMNS = ("frame", "session", "device", "dataset", "illumination", "environment")
 LABELS = ("live", "spoof")
 SPLITS = ("train", "dev", "test")
 LIVE_ATTACK = "none"

@@ -12,6 +12,10 @@ O = oulu-npu, C = casia-fasd, I = replay-attack (Idiap), M = msu-mfsd):
 - ``synth:studio->phone@k``: SynthFAS domains (studio, office, kiosk, phone), ``k`` labelled
   target videos per class, as ``RunConfig`` counts shots.
 
+CelebA-Spoof (``celeba-spoof``, or a condition domain such as ``celeba-spoof-outdoor`` from
+``import celeba-spoof --where environment=outdoor``) is the natural rich teacher domain:
+presets ``scarce:celeba-spoof->O@5`` (and ``->C``, ``->I``, ``->M``) and ``cross:celeba-spoof->X``.
+
 :func:`protocol_frame` reads the manifests a protocol needs and returns its five row sets.
 """
 
@@ -31,6 +35,7 @@ from fascore.registry import Registry
 
 PUBLIC = {"O": "oulu-npu", "C": "casia-fasd", "I": "replay-attack", "M": "msu-mfsd"}
 LETTER = {name: letter for letter, name in PUBLIC.items()}
+TEACHER = "celeba-spoof"  # the rich source domain of the teacher presets
 LOO = {"msu-mfsd": "O&C&I", "casia-fasd": "O&M&I", "replay-attack": "O&C&M", "oulu-npu": "I&C&M"}
 SYNTH = ("studio", "office", "kiosk", "phone")
 PRESET_SHOTS = 5  # k of the registered scarce: and synth: presets
@@ -96,6 +101,9 @@ def _register() -> None:
             for b in (d for d in domains if d != a):
                 args = ((a,), b) if family is cross else ((a,), b, PRESET_SHOTS)
                 PROTOCOLS.register(family(*args).name)(functools.partial(family, *args))
+    for b in PUBLIC.values():
+        for family, args in ((cross, ((TEACHER,), b)), (scarce, ((TEACHER,), b, PRESET_SHOTS))):
+            PROTOCOLS.register(family(*args).name)(functools.partial(family, *args))
     for a in SYNTH:
         for b in (d for d in SYNTH if d != a):
             args = ((a,), b, PRESET_SHOTS)
@@ -113,9 +121,9 @@ def _domain(token: str, family: str, text: str) -> str:
             return token.lower()
         raise FascoreError(f"unknown SynthFAS domain {token!r} in {text!r}; use {', '.join(SYNTH)}")
     name = PUBLIC.get(token.upper(), token.lower())
-    if name in LETTER:
+    if name in LETTER or name == TEACHER or name.startswith(f"{TEACHER}-"):
         return name
-    known = ", ".join(f"{n} ({letter})" for letter, n in PUBLIC.items())
+    known = ", ".join(f"{n} ({letter})" for letter, n in PUBLIC.items()) + f", {TEACHER}"
     raise FascoreError(f"unknown data set {token!r} in {text!r}; use {known}")
 
 

@@ -290,8 +290,18 @@ def validate_manifest(path: str | Path, images: bool = True, sample: int | None 
         _check_images(df, p.parent.resolve(), readable, report, sample)
     _check_groups(df, report)
     _check_balance(df, report)
+    _check_lost(p, report)
     report.stats.update(_stats(df))
     return report
+
+
+def _check_lost(path: Path, report: Report) -> None:
+    """Videos the import could not crop a face from are not in the manifest: name them all."""
+    lost = mf.read_preprocessing(path).get("lost") or []
+    if lost:
+        names = ", ".join(f"{v['video']} ({v['split']})" for v in lost)
+        text = f"{len(lost)} video(s) gave no face crop at import and are absent: {names}"
+        report.warnings.append(Issue("lost_videos", text, len(lost)))
 
 
 def _table(stats: dict) -> str:

@@ -127,7 +127,7 @@ def predict_scores(model: FASModel, data: TrainData, rows: np.ndarray, device) -
     out = []
     for start in range(0, len(rows), 256):
         idx = torch.as_tensor(rows[start : start + 256])
-        x = normalize_bytes_(data.images.images[idx].to(device).float())
+        x = normalize_bytes_(data.images.images.index_select(0, idx).to(device).float())
         out.append(torch.softmax(model(x).float(), dim=1)[:, 1].cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros(0)

@@ -11,8 +11,11 @@ Layout: ``scene01/real/`` and ``scene01/attack/`` with ``train_sub_list.txt`` an
 Face boxes: the ``.face`` files beside the videos (PittPatt detections, one line per frame,
 comma-separated ``frame, x1, y1, x2, y2``, corners), as read by Idiap's bob.db.msu_mfsd_mod.
 There is no dev split: a seeded, subject-disjoint share of the train subjects becomes dev.
-Note: a few Android live videos are stored upside down; the detector misses those faces and the
-report counts the frames as dropped.
+
+Six Android live videos are stored upside down (``ROTATED``, the list in bob.db.msu_mfsd_mod's
+``rotated_videos/rotated_videos.txt``). As bob's ``File.load`` does (``vin[:, :, ::-1, :]`` on
+its (frames, colour, height, width) array), their rows are reversed on load, which makes the
+face upright; their ``.face`` boxes are applied to the flipped frames, as bob applies them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ NAME = re.compile(
     r"(real|attack)_client(\d{3})_(laptop|android)_SD_(?:(ipad_video|iphone_video|printed_photo)_)?"
     r"scene01"
 )
+ROTATED = {f"real_client{c:03d}_android_SD_scene01" for c in (3, 5, 6, 7, 8, 9)}
 SPECIES = {"ipad_video": "replay-ipad", "iphone_video": "replay-iphone", "printed_photo": "print"}
 
 
@@ -110,4 +114,5 @@ class MsuMfsd(Importer):
             device=camera,
             boxes=face if face.is_file() else None,
             read_boxes=read_face_file if face.is_file() else None,
+            flip=path.stem in ROTATED,
         )

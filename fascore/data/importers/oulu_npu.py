@@ -11,7 +11,8 @@ Without ``--protocol`` every video is imported with its folder's split; with ``-
 
 PAI species follow OULU-NPU's own APCER: ``print`` and ``replay`` (both instruments pooled); the
 instrument stays readable in the video id's last digit. Face boxes come from the per-video
-``.txt`` files, which give the two eye centres per frame, ``frame, x1, y1, x2, y2``.
+``.txt`` files, which give the two eye centres per frame, ``frame, x1, y1, x2, y2``: the frame
+is an absolute 0-based index, and a row with a zero coordinate is "no detection" (dropped).
 """
 
 from __future__ import annotations
@@ -53,17 +54,19 @@ def eyes_to_box(x1: float, y1: float, x2: float, y2: float) -> Box | None:
 
 
 def read_eye_file(path: Path) -> dict[int, Box]:
-    """OULU-NPU ``.txt``: ``frame, x1, y1, x2, y2`` per line (eye centres). Frame numbers are
-    taken relative to the first line, which is the video's first frame (whether the file counts
-    from 0 or from 1)."""
-    rows = []
+    """OULU-NPU ``.txt``: ``frame, x1, y1, x2, y2`` per line (eye centres), the frame an
+    absolute 0-based index into the video. A row with any zero coordinate means the eyes were
+    not found in that frame: it is dropped (as are rows whose eyes coincide)."""
+    boxes = {}
     for line in path.read_text().splitlines():
         parts = line.replace(",", " ").split()
-        if len(parts) >= 5:
-            rows.append([float(v) for v in parts[:5]])
-    first = int(rows[0][0]) if rows else 0
-    boxes = {int(r[0]) - first: eyes_to_box(*r[1:5]) for r in rows}
-    return {k: box for k, box in boxes.items() if box is not None}
+        if len(parts) < 5:
+            continue
+        frame, *eyes = (float(v) for v in parts[:5])
+        box = None if 0 in eyes else eyes_to_box(*eyes)
+        if box is not None:
+            boxes[int(frame)] = box
+    return boxes
 
 
 def parse_protocol(text: str) -> tuple[str, str]:

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from fascore.data.importers.base import (
     IMPORTERS,
-    Box,
     Importer,
     ImportOptions,
     Scan,
     Video,
     files_below,
 )
+from fascore.data.importers.crops import read_bob_face_file
 
 SPLITS = {"train": "train", "devel": "dev", "test": "test"}
 LIVE = re.compile(r"client(\d{3})_session\d{2}_webcam_authenticate_(controlled|adverse)_\d+")
@@ -38,18 +38,6 @@ ATTACK = re.compile(
 )
 # APCER is reported per attack device in the Replay-Attack literature: print, mobile, highdef
 SPECIES = {"print": "print", "mobile": "replay-mobile", "highdef": "replay-highdef"}
-
-
-def read_face_file(path: Path) -> dict[int, Box]:
-    """Replay-Attack ``.face``: ``frame x y w h`` per line (frame 0-based); w or h of 0 = no face."""
-    boxes = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 5:
-            frame, x, y, w, h = (int(float(v)) for v in parts[:5])
-            if w > 0 and h > 0:
-                boxes[frame] = (x, y, w, h)
-    return boxes
 
 
 @IMPORTERS.register("replay-attack")
@@ -101,5 +89,5 @@ class ReplayAttack(Importer):
             session=light,
             device="webcam",
             boxes=faces / f"{stem}.face" if faces else None,
-            read_boxes=read_face_file if faces else None,
+            read_boxes=read_bob_face_file if faces else None,
         )

@@ -343,7 +343,10 @@ DOMAINS: dict[str, Domain] = {
     ),
     # The application-specific target: a phone app's front camera. Its JPEG and noise bury
     # fine textures; its attacks come from phones: continuous-tone photo prints and OLED screens
-    # too fine to alias, replaying low-quality recordings.
+    # too fine to alias, replaying low-quality recordings. So the phone's spoof cues are coarse,
+    # not fine: the soft picture of re-shot media, gloss and glare on photo paper and cover
+    # glass, the shiny seam of a latex mask. They survive this camera (a CNN trained on the
+    # phone's own labels finds them), but they are not the cues a studio-trained teacher knows.
     "phone": Domain(
         name="phone",
         summary="phone app: small noisy sensor, strong JPEG, over-exposure and hard sharpening",
@@ -377,10 +380,10 @@ DOMAINS: dict[str, Domain] = {
                 gamut=0.95,
                 black=0.04,
                 paper=(0.96, 0.92, 0.86),  # zero-ink paper: warm, mottled
-                grain=0.08,
-                gloss=0.45,
+                grain=0.12,  # zero-ink paper is mottled
+                gloss=0.60,  # glossy sticker paper: a bright specular band at selfie distance
                 bleed=0.85,  # dye crystals: nearly continuous tone
-                picture_blur=0.35,  # printed from a compressed social-media photo
+                picture_blur=1.4,  # a 314 dpi print of a compressed social-media photo
             ),
             Printer(
                 name="minilab-photo",
@@ -389,9 +392,9 @@ DOMAINS: dict[str, Domain] = {
                 black=0.03,
                 paper=(0.97, 0.96, 0.95),
                 grain=0.02,
-                gloss=0.50,  # glossy photo paper
+                gloss=0.70,  # glossy photo paper
                 bleed=1.0,  # silver-halide print: continuous tone
-                picture_blur=0.4,
+                picture_blur=1.2,  # enlarged from a phone photo
             ),
         ),
         screens=(
@@ -402,9 +405,9 @@ DOMAINS: dict[str, Domain] = {
                 tint=(1.04, 0.96, 1.06),  # OLED white point
                 brightness=1.3,
                 fill=0.55,
-                glare=0.12,  # matte screen protector
+                glare=0.30,  # bare cover glass held close: it mirrors the window or the sky
                 black=0.0,  # OLED blacks emit nothing
-                picture_blur=0.3,  # replays a compressed recording
+                picture_blur=1.4,  # replays a compressed 480p video-call recording
             ),
             Screen(
                 name="oled-tablet",
@@ -413,13 +416,15 @@ DOMAINS: dict[str, Domain] = {
                 tint=(1.05, 0.97, 1.02),
                 brightness=1.2,
                 fill=0.60,
-                glare=0.10,
+                glare=0.25,  # glossy glass
                 black=0.0,
-                picture_blur=0.3,
+                picture_blur=1.3,  # a downloaded clip, upscaled to the tablet's panel
             ),
         ),
         masks=(
-            MaskKind(name="latex-mask", gamut=0.85, texture=0.04, relief=0.9, rim=0.3, gloss=0.35),
+            # Latex shines where skin is matte, its paint is flatter than skin and its cut edge
+            # lifts off the face in a dark seam.
+            MaskKind(name="latex-mask", gamut=0.70, texture=0.10, relief=0.9, rim=0.75, gloss=1.0),
         ),
         edge_prob=0.1,  # selfie distance: the instrument fills the view
     ),

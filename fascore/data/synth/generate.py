@@ -31,7 +31,7 @@ from fascore.data.synth.domains import ATTACKS, DOMAIN_NAMES, DOMAINS, get_domai
 from fascore.data.synth.scene import IMAGES_DIR, SUPERSAMPLE, VideoTask, render_video
 from fascore.errors import FascoreError
 
-VERSION = "1.0"
+VERSION = "2.1"  # names the cache folder too: a new version never reuses old data
 DATA_ENV = "FASCORE_DATA_DIR"
 STATE_NAME = "synth.json"  # the cache record: spec, seed, hash, state
 LOCK_NAME = "synth.lock"  # serialises two processes generating into one folder
@@ -78,7 +78,11 @@ class SynthSpec:
 
 PRESETS: dict[str, SynthSpec] = {
     "tiny": SynthSpec(image_size=64, subjects=(4, 2, 2), frames=2),  # tests: 384 images
-    "demo": SynthSpec(image_size=64, subjects=(24, 8, 10), frames=3),  # dashboard demo: 3,024
+    # dashboard demo, 5,472 images: 300 test videos per domain (25 subjects x 12 videos), so
+    # video-level bootstrap intervals on the target test set are a few points wide
+    "demo": SynthSpec(
+        image_size=64, subjects=(24, 8, 25), live_videos=6, attack_videos=2, frames=2
+    ),
     "full": SynthSpec(image_size=112, subjects=(30, 10, 15), frames=6),  # benchmarks: 7,920
 }
 
@@ -303,14 +307,15 @@ def _record(spec: SynthSpec, seed: int) -> dict:
 
 
 def default_data_dir(preset: str = "demo") -> Path:
-    """Per-user cache folder of a preset: ``$FASCORE_DATA_DIR/synthfas-<preset>``, by default
-    under ``$XDG_CACHE_HOME/fascore`` (``~/.cache/fascore``)."""
+    """Per-user cache folder of a preset: ``$FASCORE_DATA_DIR/synthfas-<preset>-v<VERSION>``, by
+    default under ``$XDG_CACHE_HOME/fascore`` (``~/.cache/fascore``). The generator version is
+    part of the name, so a new version generates beside the old data instead of clearing it."""
     root = os.environ.get(DATA_ENV)
     if root:
         base = Path(root).expanduser()
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fascore"
-    return base / f"synthfas-{preset}"
+    return base / f"synthfas-{preset}-v{VERSION}"
 
 
 def ensure_synth(preset: str = "demo", seed: int = 0, workers: int | None = None) -> Path:
