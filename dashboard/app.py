@@ -48,6 +48,7 @@ navigation = st.navigation(
             st.Page(PAGES / "train.py", title="Train", icon=":material/rocket_launch:"),
         ],
         "Analysis": [
+            st.Page(PAGES / "experiment.py", title="Experiment", icon=":material/table_chart:"),
             st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
             st.Page(PAGES / "alignment.py", title="Alignment", icon=":material/scatter_plot:"),
             st.Page(

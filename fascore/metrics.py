@@ -49,7 +49,12 @@ class ScoreSet:
     video: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        y = np.asarray(self.y).astype(np.int64).reshape(-1)
+        y = np.asarray(self.y).reshape(-1)
+        if y.size and y.dtype.kind not in "biu":  # a float or text label is never cut to an integer
+            raise FascoreError(
+                f"labels must be the integers 1 (spoof) and 0 (live), not {y.dtype} values"
+            )
+        y = y.astype(np.int64)
         score = np.asarray(self.score, dtype=np.float64).reshape(-1)
         n = len(y)
         attack = np.where(y == 1, "attack", LIVE_ATTACK) if self.attack is None else self.attack

@@ -326,6 +326,7 @@ class Run:
             "hter": test.get("hter"),
             "auc": test.get("auc"),
             "acer": test.get("acer"),
+            **_budget_summary(final if isinstance(final, dict) else {}),
             "progress": progress.get("fraction") if isinstance(progress, dict) else None,
             "created": _number(cfg.get("created")) or _mtime(self.path),
         }
@@ -345,6 +346,25 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _budget_summary(final: dict) -> dict:
+    """The headline regime, its labelled target videos (training + extra) and the target-dev
+    regime's HTER beside it (see ``fascore.train.regimes``); None before the run finishes."""
+
+    def part(d: Any, key: str) -> dict:
+        value = d.get(key) if isinstance(d, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    budget = part(final, "label_budget")
+    used = [_number(part(budget, k).get("videos")) for k in ("train", "extra")]
+    dev = part(part(part(final, "regimes"), "target-dev"), "target_test")
+    return {
+        "regime": _text(final.get("regime")) or None,
+        "target_labels": sum(used) if None not in used else None,
+        "extra_labels": used[1],
+        "hter_target_dev": dev.get("hter"),
+    }
 
 
 def _json_default(obj: Any) -> Any:

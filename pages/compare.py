@@ -9,7 +9,7 @@ from dashboard import ui
 from fascore.eval import compare
 from fascore.runs import Run
 from fascore.share import figures
-from fascore.share.figures import delta_table
+from fascore.share.figures import budget_text, delta_table
 from fascore.share.links import deep_link
 
 GALLERY = 12  # disagreement thumbnails shown
@@ -117,6 +117,8 @@ def compare_page() -> None:
         "HTER is not ISO/IEC 30107-3; APCER is the maximum over PAI species; "
         "the oracle HTER uses the test set's own EER threshold (optimistic)."
     )
+    for role, run in (("teacher", teacher), ("student", student)):
+        st.caption(f"Label budget, {role} `{run.id}`: {budget_text(run.read_json('final'))}")
     tabs = st.tabs(list(TABS), key="view", bind="query-params")  # ?view=... opens one tab
     view = next((v for v, tab in zip(TABS, tabs, strict=True) if tab.open), None)
     link = deep_link(st.context.url, "compare", run=student.id, teacher=teacher.id, view=view)

@@ -12,9 +12,16 @@ COLUMNS = {
     "method": st.column_config.TextColumn("method"),
     "protocol": st.column_config.TextColumn("protocol", help="source → target, k shots"),
     "hter": st.column_config.NumberColumn(
-        "HTER %", format="%.1f", help="target test, dev-EER threshold"
+        "HTER %", format="%.1f", help="target test, headline regime's dev-EER threshold"
     ),
     "auc": st.column_config.NumberColumn("AUC %", format="%.1f"),
+    "regime": st.column_config.TextColumn("regime", help="few-shot: only the k shots are labelled"),
+    "labels": st.column_config.NumberColumn(
+        "target labels", format="%d", help="labelled target videos used (training + extra)"
+    ),
+    "hter_dev": st.column_config.NumberColumn(
+        "HTER % (target-dev)", format="%.1f", help="selected and thresholded on target dev"
+    ),
     "acer": st.column_config.NumberColumn("ACER %", format="%.1f"),
     "progress": st.column_config.ProgressColumn(
         "progress", format="percent", min_value=0, max_value=1
@@ -36,6 +43,9 @@ def _rows(group: pd.DataFrame) -> pd.DataFrame:
             "hter": pd.to_numeric(group["hter"], errors="coerce") * 100,
             "auc": pd.to_numeric(group["auc"], errors="coerce") * 100,
             "acer": pd.to_numeric(group["acer"], errors="coerce") * 100,
+            "regime": group["regime"],
+            "labels": pd.to_numeric(group["target_labels"], errors="coerce"),
+            "hter_dev": pd.to_numeric(group["hter_target_dev"], errors="coerce") * 100,
             "progress": group["progress"],
             "seed": group["seed"],
             "compare": "compare?run=" + group["run"],

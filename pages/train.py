@@ -105,6 +105,10 @@ def _form(domains: list[str], proto: dict) -> dict | None:
         )
         v["launcher"] = a.radio("Launcher", jobs.LAUNCHERS.names(), horizontal=True)
         v["slurm"] = _slurm_form()
+        v["sweep"] = a.text_input(
+            "Sweep over shots (optional)", placeholder="e.g. 1 5 10 all",
+            help="a sweep: every method x seed x k, teachers first, then the Experiment page",
+        )  # fmt: skip
         return v if st.form_submit_button("Launch", type="primary") else None
 
 
@@ -131,6 +135,9 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
                      epochs=int(v["epochs"]), w_mmd=v["w_mmd"], w_pair=v["w_pair"], w_kd=v["w_kd"],
                      pair_mode=v["pair_mode"], device=v["device"], experiment=name,
                      shot_unit=shot_unit)  # fmt: skip
+    if v["sweep"].strip():
+        _sweep(base, v)
+        return
     teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
     launcher = v["launcher"]
     if launcher == "slurm":
@@ -141,6 +148,18 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
     runs = jobs.launch(base, v["methods"], v["seeds"], launcher=launcher, teacher=teacher)
     st.query_params["run"] = runs[-1].id
     st.success(f"Launched {len(runs)} run(s): " + ", ".join(f"`{r.id}`" for r in runs))
+
+
+def _sweep(base: RunConfig, v: dict) -> None:
+    from fascore.jobs import sweep
+
+    words = v["sweep"].split()
+    if not all(w.isdigit() or w.lower() == "all" for w in words):
+        raise FascoreError(f"shots must be whole numbers or 'all', not {v['sweep']!r}")
+    shots = [None if w.lower() == "all" else int(w) for w in words]
+    folder = sweep.start_sweep(base, v["methods"], v["seeds"], shots, launcher=v["launcher"])
+    st.success(f"Sweep `{base.experiment}` started (log: `{folder / 'sweep.log'}`); its table "
+               f"fills in on the [Experiment page](experiment?exp={base.experiment}).")  # fmt: skip
 
 
 def _launcher() -> None:

@@ -98,17 +98,37 @@ def _final(run: Run, cfg: RunConfig, scored: pd.DataFrame, samples: pd.DataFrame
     """final.json (real ``evaluate`` output per role) and the few-shot record (real sampler)."""
     from fascore.data.fewshot import sample_shots
     from fascore.metrics import ScoreSet, evaluate
+    from fascore.train import regimes
+    from fascore.train.methods import METHODS
 
-    final = {"threshold_rule": "EER on the dev set, applied to the test set", "level": "video",
-             "selected_epoch": EPOCHS}  # fmt: skip
-    for role in ("target", "source"):
-        part = scored[scored["role"] == role]
-        dev, test = (ScoreSet.from_frame(part[part["split"] == s]) for s in ("dev", "test"))
-        final[f"{role}_test"] = evaluate(dev, test, level="video", n_boot=50)
     target_train = samples[(samples["role"] == "target") & (samples["split"] == "train")]
     shots = {"unit": cfg.shot_unit, "k": 0, "videos": []}
     if cfg.shots:
         shots = sample_shots(target_train, cfg.shots, unit=cfg.shot_unit, seed=cfg.seed)[1]
+    parts = samples.assign(part=samples["role"] + "_" + samples["split"])
+    shot_rows = (parts["part"] == "target_train") & parts["video"].isin(shots["videos"])
+    parts = parts[(parts["part"] != "target_train") | shot_rows]
+    sets = {(r, s): ScoreSet.from_frame(scored[(scored["role"] == r) & (scored["split"] == s)])
+            for r in ("source", "target") for s in ("dev", "test")}  # fmt: skip
+    uses_target = METHODS.get(cfg.method).uses_target
+    results = {}
+    for regime in regimes.REGIMES:
+        dev = sets[tuple(regimes.THRESHOLD_FROM[regime].split("_"))]
+        name = regimes.display_name(regime, cfg.shots, uses_target)
+        results[name] = {
+            "regime": regime, "selection": regimes.selection_rule(regime, cfg.select),
+            "selected_epoch": EPOCHS, "threshold_from": regimes.THRESHOLD_FROM[regime],
+            "label_budget": regimes.label_budget(parts, regime, cfg.select, uses_target),
+            "target_test": evaluate(dev, sets["target", "test"], level="video", n_boot=50),
+            "source_test": evaluate(sets["source", "dev"], sets["source", "test"], level="video",
+                                    n_boot=50),
+        }  # fmt: skip
+    head = next(iter(results))
+    final = {"threshold_rule": "EER on the source dev set, applied to the test set",
+             "level": "video", "selected_epoch": EPOCHS, "regime": head,
+             "label_budget": results[head]["label_budget"],
+             "target_test": results[head]["target_test"],
+             "source_test": results[head]["source_test"], "regimes": results}  # fmt: skip
     final["shots"] = shots
     run.write_json("shots", shots)
     run.write_json("final", final)

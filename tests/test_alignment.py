@@ -139,3 +139,62 @@ def test_views_for_and_headline():
     assert A.headline_view(["shift", "aligned", "student"]) == "aligned"
     assert A.headline_view(["shift"]) == "shift"
     assert A.headline_view([]) is None
+
+
+def _null_domain(rng, n_videos=40, frames=10, dim=16):
+    """One domain's videos: a per-video mean plus small frame noise (near-duplicate frames)."""
+    means = rng.normal(size=(n_videos, dim))
+    z = np.repeat(means, frames, axis=0) + 0.1 * rng.normal(size=(n_videos * frames, dim))
+    return np.abs(z), np.repeat(np.arange(n_videos), frames).astype(str)  # post-ReLU-like
+
+
+def _halves(rng, z, videos):
+    """A true null: the domain's videos split at random into two halves."""
+    ids = np.unique(videos)
+    left = np.isin(videos, rng.permutation(ids)[: len(ids) // 2])
+    return z[left], z[~left], videos[left], videos[~left]
+
+
+def test_video_permutation_test_is_calibrated_on_a_true_null():
+    """Over 100 nulls, the video-level test rejects at 5 % within the binomial band; the
+    frame-level test on the same data rejects far more often (so the data can tell them apart)."""
+    from scipy.stats import binom
+
+    rng = np.random.default_rng(0)
+    trials, video_hits, frame_hits = 100, 0, 0
+    for t in range(trials):
+        x, y, vx, vy = _halves(rng, *_null_domain(rng))
+        p = A.permutation_test(x, y, n_perm=200, seed=t, groups_x=vx, groups_y=vy)["p_value"]
+        video_hits += p < 0.05
+        if t < 20:
+            frame_hits += A.permutation_test(x, y, n_perm=200, seed=t)["p_value"] < 0.05
+    lo, hi = binom.ppf(0.005, trials, 0.05), binom.ppf(0.995, trials, 0.05)
+    assert lo <= video_hits <= hi, video_hits
+    assert frame_hits >= 15  # of 20: frames as units reject a true null almost always
+
+
+def test_video_grouped_proxy_a_distance_is_near_zero_on_a_true_null():
+    rng = np.random.default_rng(1)
+    grouped, by_frame = [], []
+    for t in range(10):
+        x, y, vx, vy = _halves(rng, *_null_domain(rng, n_videos=80, frames=5))
+        grouped.append(
+            A.proxy_a_distance(x, y, seed=t, groups_x=vx, groups_y=vy)["proxy_a_distance"]
+        )
+        by_frame.append(A.proxy_a_distance(x, y, seed=t)["proxy_a_distance"])
+    assert np.mean(grouped) < 0.15 and max(grouped) < 0.4  # 0 up to the noise of 40 units a side
+    assert np.mean(by_frame) > 0.4  # frame folds memorise videos: a "shift" that is not there
+
+
+def test_domain_statistics_sample_and_permute_whole_videos():
+    rng = np.random.default_rng(2)
+    z, videos = _null_domain(rng, n_videos=30, frames=6)
+    df = pd.DataFrame({"role": np.where(np.isin(videos, videos[::12]), "source", "target"),
+                       "label": "live", "video": videos, "split": "test",
+                       "subject": np.char.add("s", (videos.astype(int) // 2).astype(str))})  # fmt: skip
+    src, tgt = A.sample_sides(df, 20, seed=0)
+    for rows in (src, tgt):  # whole videos only: every sampled video keeps its 6 frames
+        assert (df.iloc[rows].groupby("video").size() == 6).all() and len(rows) <= 20
+    out = A.domain_statistics({"teacher": z}, df, n_per_side=60, n_perm=50, seed=0)
+    assert out["sampling"]["unit"] == "video" and out["sampling"]["pad_folds_by"] == "subject"
+    assert out["views"]["shift"]["n_units"] == 10 + 10

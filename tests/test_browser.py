@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 PAGES = [
     ("Overview", "", "Runs"),
     ("Train", "train", "Train"),
+    ("Experiment", "experiment", "Experiment"),
     ("Compare", "compare", "Compare teacher and student"),
     ("Alignment", "alignment", "Domain alignment"),
     ("Grad-CAM", "gradcam", "Grad-CAM on spoof decisions"),

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from fascore.cli import main
+from fascore.errors import FascoreError
 from fascore.eval.experiment import COLUMNS
 from fascore.runs import RunStore
 from tests.helpers import stripe_manifest
@@ -81,3 +82,42 @@ def test_sweep_refuses_bad_input_with_one_message(tmp_path, store, capsys):
                  "--out", str(tmp_path / "e")]) == 1  # fmt: skip
     assert "domain(s) nowhere not in the data" in capsys.readouterr().err
     assert not list(RunStore().root.glob("*/config.json"))  # nothing was started
+
+
+@pytest.mark.slow
+def test_sweep_on_the_synthfas_tiny_preset(tiny_manifest, tmp_path, store):
+    out = tmp_path / "synth"
+    code = main(["sweep", "--data", str(tiny_manifest), "--source-domains", "studio",
+                 "--target-domain", "phone", "--methods", "finetune", "mmd", "--seeds", "0",
+                 "--shots", "2", "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                 "--no-analysis", "--n-boot", "20", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    df = pd.read_csv(out / "results.csv")
+    assert list(df.columns) == list(COLUMNS) and len(df) == 6  # 3 runs x 2 regimes
+    few = df[df["regime"] == "few-shot"]
+    assert (few["train_videos"] == 4).all() and (few["extra_videos"] == 0).all()
+    assert df["hter"].between(0, 1).all() and df["auc"].between(0, 1).all()
+
+
+def test_the_plan_goes_to_one_launcher_call_teachers_first(tmp_path, store, monkeypatch):
+    from fascore.cli import build_parser
+    from fascore.commands.sweep import base_config
+    from fascore.jobs import sweep
+
+    manifest = stripe_manifest(tmp_path / "data")
+    calls = []
+    monkeypatch.setitem(sweep.PLAN_LAUNCHERS._items, "recorder",
+                        lambda configs, store, **kw: calls.append(configs) or [])  # fmt: skip
+    args = build_parser().parse_args(["sweep", "--data", str(manifest), "--methods", "finetune",
+                                      "distill", "--seeds", "0", "1", "--shots", "1", "2",
+                                      "--out", str(tmp_path / "o")])  # fmt: skip
+    plan = sweep.plan_sweep(base_config(args), args.methods, args.seeds, args.shots)
+    sweep.submit_plan(plan, launcher="recorder")
+    (configs,) = calls
+    assert len(configs) == 2 + 2 * 2 * 2  # a teacher per seed, shared by both k
+    ids = [c.run_id() for c in configs]
+    for i, cfg in enumerate(configs):  # every student's teacher is earlier in the plan
+        assert cfg.teacher is None or ids.index(cfg.teacher) < i
+    assert {c.shots for c in configs if c.teacher} == {1, 2}
+    with pytest.raises(FascoreError, match="unknown launcher"):
+        sweep.submit_plan(plan, launcher="nowhere")

@@ -11,13 +11,21 @@ from fascore.jobs import control as jobs
 from fascore.jobs.slurm_options import add_flags as add_launcher_flags
 from fascore.runs import RunStore
 
-COLUMNS = ("run", "state", "method", "target", "shots", "seed", "HTER", "AUC", "progress")
+COLUMNS = ("run", "state", "method", "target", "shots", "seed", "regime", "labels", "HTER", "AUC",
+           "HTER(target-dev)", "progress")  # fmt: skip
 
 
 def _percent(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{100 * float(value):.1f}%"
+
+
+def _labels(used: object, extra: object) -> str:
+    """Labelled target videos the headline used, e.g. ``10`` or ``58 (48 extra)``."""
+    if used is None or (isinstance(used, float) and math.isnan(used)):
+        return "-"
+    return f"{int(used)}" + (f" ({int(extra)} extra)" if extra else "")
 
 
 def _text_table(df: pd.DataFrame) -> str:
@@ -38,6 +46,12 @@ def format_runs(table: pd.DataFrame) -> str:
         HTER=table["hter"].map(_percent),
         AUC=table["auc"].map(_percent),
         progress=table["progress"].map(_percent),
+        regime=table["regime"].fillna("-"),
+        labels=[
+            _labels(u, e)
+            for u, e in zip(table["target_labels"], table["extra_labels"], strict=True)
+        ],
+        **{"HTER(target-dev)": table["hter_target_dev"].map(_percent)},
         shots=table["shots"].map(lambda k: "all" if k is None or k != k else str(int(k))),
         seed=table["seed"].map(lambda s: "-" if s is None or s != s else str(int(s))),
     )

@@ -40,6 +40,15 @@ LABELS = ("live", "spoof")
 SPLITS = ("train", "dev", "test")
 LIVE_ATTACK = "none"
 SHOW = 5  # offending rows named in a message before "and N more"
+#: Integer label codes a manifest may use instead of the words (spoof is the positive class).
+LABEL_CODES = {"0": "live", "1": "spoof"}
+
+
+def canonical_labels(labels: pd.Series) -> pd.Series:
+    """``live``/``spoof`` and the integer codes ``0``/``1`` as the words; anything else (``1.0``,
+    ``0.5``, ``Live``) is left as it is, for the checks to reject: a float label is never cut
+    to an integer."""
+    return labels.map(lambda v: LABEL_CODES.get(v.strip(), v.strip()) if isinstance(v, str) else v)
 
 
 def manifest_path(path: str | Path) -> Path:
@@ -76,6 +85,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
             f"{p} lacks the column(s) {', '.join(missing)}; a manifest needs "
             f"{', '.join(REQUIRED_COLUMNS)}. Run `python -m fascore validate {p}`."
         )
+    df["label"] = canonical_labels(df["label"])
     bad = ~df["label"].isin(LABELS) | ~df["split"].isin(SPLITS)
     if bad.any():
         raise FascoreError(

@@ -89,7 +89,7 @@ def _read(path: str | Path, report: Report) -> pd.DataFrame | None:
     if df.empty:
         report.errors.append(Issue("empty", "the manifest has a header but no rows"))
         return None
-    return df.reset_index(drop=True)
+    return df.assign(label=mf.canonical_labels(df["label"])).reset_index(drop=True)
 
 
 def _check_values(df: pd.DataFrame, report: Report) -> None:
@@ -106,7 +106,8 @@ def _check_values(df: pd.DataFrame, report: Report) -> None:
                 Issue(
                     f"unknown_{col}",
                     f"unknown {col} {values} in {_lines(_rows(bad))}; "
-                    f"use one of {', '.join(mf.LABELS if col == 'label' else mf.SPLITS)}",
+                    f"use one of {', '.join(mf.LABELS if col == 'label' else mf.SPLITS)}"
+                    + (" (or the integers 0 = live, 1 = spoof)" if col == "label" else ""),
                     _rows(bad),
                 )
             )

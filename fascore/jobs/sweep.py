@@ -81,7 +81,23 @@ def submit_plan(
     if launcher in PLAN_LAUNCHERS:
         return PLAN_LAUNCHERS.get(launcher)(configs, store, **kw)
     LAUNCHERS.get(launcher)  # a clear error for an unknown name
-    return [control.submit(cfg, store, launcher) for cfg in configs]
+    runs = [control.submit(cfg, store, launcher) for cfg in configs]
+    return wait_for(runs, **kw)
+
+
+def wait_for(
+    runs: list[Run], poll_s: float = 5.0, report: Callable[[str], None] | None = None
+) -> list[Run]:
+    """Return once every run has ended (done, failed, cancelled or interrupted)."""
+    pending = {r.id: r for r in runs}
+    while pending:
+        for rid, run in list(pending.items()):
+            if (state := run.state()) not in ACTIVE_STATES:
+                (report or (lambda _m: None))(f"{state:9s} {rid}")
+                del pending[rid]
+        if pending:
+            time.sleep(poll_s)
+    return runs
 
 
 def _slots(configs: list[RunConfig]) -> int:
@@ -99,17 +115,17 @@ def local_plan(
     runs = {cfg.run_id(): store.run(cfg.run_id()) for cfg in configs}
     todo = {cfg.run_id(): cfg for cfg in configs if runs[cfg.run_id()].state() != "done"}
     say = report or (lambda _msg: None)
+    started: set[str] = set()  # launched by this call: never launched twice
     while todo:
         states = {rid: runs[rid].state() for rid in todo}
-        active = sum(
-            bool(s in ACTIVE_STATES and runs[r].status().get("pid")) for r, s in states.items()
-        )  # bool: a queued run without a pid yet is not active (and None does not add)
+        active = sum(_alive(runs[r], s) or (r in started and s in ACTIVE_STATES)
+                     for r, s in states.items())  # fmt: skip
         for rid, state in states.items():
             cfg = todo[rid]
             if state in ("done", "failed", "cancelled"):
                 say(f"{state:9s} {rid}")
                 del todo[rid]
-            elif state in ACTIVE_STATES and runs[rid].status().get("pid"):
+            elif _alive(runs[rid], state) or (rid in started and state in ACTIVE_STATES):
                 continue
             elif (blocked := _teacher_blocks(cfg, store)) is not None:
                 if blocked:
@@ -117,11 +133,17 @@ def local_plan(
                     del todo[rid]
             elif active < _slots(configs):
                 _start(runs[rid], cfg, state, store)
+                started.add(rid)
                 say(f"started   {rid}")
                 active += 1
         if todo:
             time.sleep(poll_s)
     return [runs[cfg.run_id()] for cfg in configs]
+
+
+def _alive(run: Run, state: str) -> bool:
+    """Queued or running with a process (a queued run without a pid was never started)."""
+    return state in ACTIVE_STATES and bool(run.status().get("pid"))
 
 
 def _start(run: Run, cfg: RunConfig, state: str, store: RunStore) -> None:
@@ -198,7 +220,7 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")
 
 
-def _markdown(df: pd.DataFrame) -> str:
+def markdown(df: pd.DataFrame) -> str:
     if df.empty:
         return "(no finished runs)"
     cols = list(df.columns)
@@ -207,7 +229,7 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _paired_md(pairs: pd.DataFrame) -> pd.DataFrame:
+def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pairs
     return pd.DataFrame({
@@ -269,14 +291,14 @@ split, whose videos are counted as extra target labels.
 
 ## Both regimes side by side
 
-{_markdown(side_by_side(summary))}
+{markdown(side_by_side(summary))}
 
 ## Paired differences against `{baseline}`
 
 Per seed, the method's HTER minus the baseline's at the same k and regime (the seed fixes the
 shots and the teacher, so the pair shares them); a two-sided paired t-test over seeds.
 
-{_markdown(_paired_md(pairs))}
+{markdown(paired_table(pairs))}
 
 ## HTER against the number of shots
 
@@ -284,3 +306,61 @@ shots and the teacher, so the pair shares them); a two-sided paired t-test over 
 """
     (out / "results.md").write_text(text)
     return df
+
+
+def sweep_argv(
+    base: RunConfig, methods: list[str], seeds: list[int], shots: list[int | None], out: Path
+) -> list[str]:
+    """``sweep ...`` arguments that rebuild ``base`` (every field that differs from its default)."""
+    from fascore.config import config_fields
+
+    argv = ["sweep", "--methods", *methods, "--seeds", *map(str, seeds),
+            "--shots", *("all" if k is None else str(k) for k in shots), "--out", str(out)]  # fmt: skip
+    for spec in config_fields():
+        value = getattr(base, spec.name)
+        if spec.name in ("created", "method", "seed", "shots", "teacher") or value == spec.default:
+            continue
+        flag = "--" + spec.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + spec.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, "none" if value is None else str(value)]
+    return argv
+
+
+def start_sweep(
+    base: RunConfig,
+    methods: list[str],
+    seeds: list[int],
+    shots: list[int | None],
+    store: RunStore | None = None,
+    launcher: str = "local",
+) -> Path:
+    """Start ``python -m fascore sweep`` as a background process (what the Train page does);
+    its folder is ``<store>/sweeps/<experiment>`` (log in ``sweep.log``). Returns the folder.
+    ``launcher="slurm"`` submits job arrays with the options of ``<store>/slurm.toml``."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from fascore.jobs.launchers import REPO_ROOT
+    from fascore.runs import RUNS_ENV
+
+    store = store or RunStore()
+    plan_sweep(base, methods, seeds, shots)  # refuse a bad sweep here, before anything starts
+    out = store.root / "sweeps" / base.experiment
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with open(out / "sweep.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fascore", *sweep_argv(base, methods, seeds, shots, out),
+             "--launcher", launcher],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return out

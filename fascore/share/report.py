@@ -67,6 +67,8 @@ def _protocol_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str]) -> No
             "target": c.get("target_domain"),
             "shots": f"{c.get('shots')} per class ({c.get('shot_unit')})",
             "scoring level": f.get("level") or c.get("level"),
+            "regime": f.get("regime", "—"),
+            "label budget": figures.budget_text(f),
             "threshold rule": f.get("threshold_rule", "—"),
             "selected epoch": f.get("selected_epoch"),
             "seed": c.get("seed"),
@@ -76,8 +78,9 @@ def _protocol_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str]) -> No
     ]
     doc.table(pd.DataFrame(rows))
     doc.p(
-        "Decisions: spoof iff score ≥ threshold; the threshold is fixed at the EER point of the "
-        "target development set and applied to the test set. HTER is not an ISO/IEC 30107-3 "
+        "Decisions: spoof iff score ≥ threshold; the threshold is fixed at the EER point of a "
+        "development set (the source dev split in the few-shot and zero-shot regimes, the target "
+        "dev split in the target-dev regime) and applied to the test set. HTER is not an ISO/IEC 30107-3 "
         "metric; APCER is the maximum over PAI species. Intervals are 95 % video bootstraps.",
         "note",
     )

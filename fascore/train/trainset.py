@@ -39,6 +39,7 @@ def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict
     rest = tgt[tgt["split"] != "train"].assign(part=lambda d: "target_" + d["split"])
     tgt = pd.concat([shots, rest]).assign(role="target")
     out = pd.concat([src, tgt], ignore_index=True)
+    check_subjects(out)
     method = METHODS.get(cfg.method)
     needed = ["target_test"] + ["source_train"] * method.uses_source
     needed += ["target_train"] * method.uses_target
@@ -49,6 +50,20 @@ def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict
                 f"and --shots (run `python -m fascore validate`)"
             )
     return out, record
+
+
+def check_subjects(parts: pd.DataFrame) -> None:
+    """A subject in more than one split (train, dev, test) of the rows a run uses is an error:
+    the model would be selected or tested on identities it trained on."""
+    spread = parts.groupby("subject")["split"].nunique()
+    shared = spread.index[spread > 1].astype(str).tolist()
+    if shared:
+        splits = parts[parts["subject"].isin(shared[:3])].groupby("subject")["split"].unique()
+        named = ", ".join(f"{s} ({'/'.join(sorted(splits[s]))})" for s in shared[:3])
+        raise FascoreError(
+            f"{len(shared)} subject(s) appear in more than one split of this run's data: {named}"
+            "; splits must be subject-disjoint (`python -m fascore validate` lists them all)"
+        )
 
 
 @dataclass
@@ -66,7 +81,8 @@ class TrainData:
         """The source and target test rows, with their decoded images, for the analysis."""
         rows = np.concatenate([self.rows("source_test"), self.rows("target_test")])
         samples = self.frame.iloc[rows].assign(sample=rows, path=lambda d: d["abspath"])
-        cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video"]
+        cols = ["sample", "path", "domain", "role", "split", "label", "y", "attack", "video",
+                "subject"]  # fmt: skip
         return samples[cols].reset_index(drop=True), self.images.images[rows]
 
 
