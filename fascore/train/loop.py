@@ -231,7 +231,7 @@ def train(
         run.update_status(state="queued", message="starting", finished=None, **who)
         try:
             teacher_run = wait_for_teacher(run, config, store)
-            device = distributed.rank_device(resolve_device(config.device), ctx)
+            device = distributed.rank_device(torch.device(resolve_device(config.device)), ctx)
             with device_slot(run, str(device)):
                 hooks = analysis if config.analysis else None
                 _train(run, config, teacher_run, device, resume, progress, hooks, ctx)
@@ -288,7 +288,7 @@ def _follow(config: RunConfig, store: RunStore, resume: bool, ctx) -> Run:
     if not resume and run.has("config") and run.has("done"):
         return run  # rank 0 returns too: nothing to train
     quiet = distributed.QuietRun(run)
-    device = distributed.rank_device(resolve_device(config.device), ctx)
+    device = distributed.rank_device(torch.device(resolve_device(config.device)), ctx)
     slot = device_slot(quiet, str(device)) if device.type == "cuda" else contextlib.nullcontext()
     try:
         with slot:
