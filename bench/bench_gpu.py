@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 
 from bench._report import write_section
+from bench.bench_train import _sync
+from bench.bench_train import bare_loop as _bare_loop
 from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, ImageArray, normalize
 from fascore.errors import FascoreError
@@ -37,12 +39,13 @@ from fascore.train.loop import _epoch, prepare_for_device
 from fascore.train.methods import METHODS
 from fascore.train.models import create_model, imagenet_file
 
+
+def bare_loop(model, x, y, batch: int, steps: int) -> float:
+    """Images/s of the textbook AMP loop on GPU-resident float data (bench_train's loop)."""
+    return _bare_loop(model, x, y, batch, steps, x.device, x.device.type == "cuda", lr=1e-4)
+
+
 TARGET = 0.90
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def make_model(name: str, size: int, dev: torch.device) -> tuple[torch.nn.Module, str]:
@@ -55,29 +58,6 @@ def make_model(name: str, size: int, dev: torch.device) -> tuple[torch.nn.Module
         print(f"ImageNet weights unusable ({err}); random init", file=sys.stderr)
         model, init = probe, None
     return model.to(dev), ("ImageNet" if init else "random (no cached ImageNet file)")
-
-
-def bare_loop(model, x, y, batch: int, steps: int) -> float:
-    """Images/s of the textbook AMP loop on GPU-resident float data."""
-    dev = x.device
-    amp = dev.type == "cuda"
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    model.train()
-    _sync(dev)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        j = (i * batch) % (len(x) - batch + 1)
-        xb, yb = x[j : j + batch], y[j : j + batch]
-        with torch.autocast(dev.type, enabled=amp):
-            loss = torch.nn.functional.cross_entropy(model(xb).float(), yb)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        float(loss.detach())  # fascore logs every term each step, so the bare loop reads it too
-    _sync(dev)
-    return steps * batch / (time.perf_counter() - t0)
 
 
 def fascore_loop(model, images: ImageArray, y, batch: int, steps: int, augment: bool, dev) -> float:

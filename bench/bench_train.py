@@ -34,15 +34,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bare_loop(model, x, y, batch: int, steps: int, device, amp: bool) -> float:
-    """Images/s of the textbook loop: index, forward, CE, backward, Adam step."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
+def bare_loop(model, x, y, batch: int, steps: int, device, amp: bool, lr: float = 1e-3) -> float:
+    """Images/s of the textbook loop: index, forward, CE, backward, Adam step (AMP when ``amp``)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     model.train()
     _sync(device)
     t0 = time.perf_counter()
     for i in range(steps):
-        j = (i * batch) % (len(x) - batch)
+        j = (i * batch) % (len(x) - batch + 1)
         xb, yb = x[j : j + batch], y[j : j + batch]
         with torch.autocast(device.type, enabled=amp):
             loss = torch.nn.functional.cross_entropy(model(xb).float(), yb)
