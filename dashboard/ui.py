@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from fascore.data.manifest import manifest_path, read_raw
+from fascore.data.uploads import MAX_BYTES
 from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
@@ -142,7 +143,7 @@ def empty_state(message: str) -> None:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-MAX_UPLOAD_MB = 10  # .streamlit/config.toml's server.maxUploadSize (fascore.data.uploads.MAX_BYTES)
+MAX_UPLOAD_MB = MAX_BYTES // 2**20  # .streamlit/config.toml's server.maxUploadSize: one limit
 
 
 def server_problem() -> str | None:
