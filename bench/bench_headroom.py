@@ -27,7 +27,7 @@ from fascore import metrics
 from fascore.data.manifest import read_manifest
 from fascore.data.synth import SynthSpec, ensure_synth, generate
 from fascore.jobs.demo import run_demo
-from fascore.jobs.plan import demo_configs
+from fascore.jobs.plan import BUDGETS, demo_configs
 from fascore.runs import Run, RunStore
 
 SYNTH_DOC = Path(__file__).resolve().parent.parent / "docs" / "synthfas.md"
@@ -72,23 +72,31 @@ def _budget(manifest: Path, domain: str = "phone") -> dict[str, int]:
 
 
 def headroom(store: RunStore, seed: int = 0) -> str:
-    """Markdown: the zero-shot teacher against target_only on all target labels, and the checks."""
+    """Markdown: the zero-shot teacher against target_only on all target labels, and the checks.
+
+    The teacher is the demo's (the demo budget). The ceiling is trained to convergence, at the
+    ``full`` budget: it answers how far every target label can take this backbone on this data,
+    not how far the demo's short schedule gets; the same ceiling at the demo budget is shown too.
+    """
     manifest = ensure_synth("demo")
     t0 = time.time()
-    teacher, ceiling = demo_configs("demo", (seed,), ("target_only",), shots=None, **COMMON)
+    teacher, short = demo_configs("demo", (seed,), ("target_only",), shots=None, **COMMON)
     # The ceiling spends every target label: target dev selects its epoch and sets its threshold.
-    teacher, ceiling = run_demo([teacher, ceiling.replace(regime="target-dev")], store, False)
+    short = short.replace(regime="target-dev")
+    ceiling = short.replace(epochs=BUDGETS["full"]["epochs"])
+    teacher, short, ceiling = run_demo([teacher, short, ceiling], store, False)
     seconds = time.time() - t0
     n = _budget(manifest)
     tt, tc = _test(teacher, "target-dev"), _test(ceiling, "target-dev")
-    ts = _test(teacher, "zero-shot")
+    ts, tshort = _test(teacher, "zero-shot"), _test(short, "target-dev")
+    demo_epochs, full_epochs = BUDGETS["demo"]["epochs"], BUDGETS["full"]["epochs"]
     gap = tc["auc"] - ts["auc"]
     checks = [
         ("target test videos", f">= {MIN_TEST_VIDEOS}", f"{n['test_videos']}",
          n["test_videos"] >= MIN_TEST_VIDEOS),
-        ("`target_only`, all target labels: AUC", f">= {CEILING_AUC}", f"{tc['auc']:.3f}",
+        ("ceiling (`target_only`, all target labels): AUC", f">= {CEILING_AUC}", f"{tc['auc']:.3f}",
          tc["auc"] >= CEILING_AUC),
-        ("`target_only`, all target labels: HTER", f"<= {CEILING_HTER:.0%}", f"{tc['hter']:.1%}",
+        ("ceiling (`target_only`, all target labels): HTER", f"<= {CEILING_HTER:.0%}", f"{tc['hter']:.1%}",
          tc["hter"] <= CEILING_HTER),
         ("zero-shot teacher AUC, below the ceiling by", f">= {MIN_GAP}", f"{gap:.3f}",
          gap >= MIN_GAP),
@@ -102,9 +110,12 @@ def headroom(store: RunStore, seed: int = 0) -> str:
 every labelled `phone` train image ({n["train_images"]} images, {n["train_videos"]} videos of
 {n["train_subjects"]} subjects; selected and thresholded on target dev, {n["dev_videos"]} videos:
 this is the ceiling, it spends every target label there is). Both `alexnet_mini` at 64 px,
-seed {seed}, the demo budget (15 epochs, batch 64); scored on the `phone` test split
-({n["test_videos"]} videos of {n["test_subjects"]} subjects, {n["test_images"]} images), video level. {seconds:.0f} s for
-both runs (or found in the run store).
+batch 64, seed {seed}. The teacher has the demo's budget ({demo_epochs} epochs); the ceiling is
+trained to convergence at the `full` budget ({full_epochs} epochs), and the same ceiling at the
+demo's {demo_epochs} epochs is shown for comparison: the room between teacher and ceiling is what
+labels *and* a longer schedule buy. Scored on the `phone` test split ({n["test_videos"]} videos
+of {n["test_subjects"]} subjects, {n["test_images"]} images), video level. {seconds:.0f} s for
+the three runs (or found in the run store).
 
 | check | required | measured | met |
 |---|---|---|---|
@@ -114,7 +125,8 @@ both runs (or found in the run store).
 |---|---|---|
 | zero-shot teacher: studio dev selects the epoch and sets the threshold (no target label) | {ts["auc"]:.3f} | {ts["hter"]:.1%} |
 | the same teacher, target-dev regime (+{n["dev_videos"]} target dev videos select and threshold) | {tt["auc"]:.3f} | {tt["hter"]:.1%} |
-| `target_only`, all target labels (train + target dev) | {tc["auc"]:.3f} | {tc["hter"]:.1%} |
+| `target_only`, all target labels (train + target dev), {full_epochs} epochs: the ceiling | {tc["auc"]:.3f} | {tc["hter"]:.1%} |
+| the same at the demo's {demo_epochs} epochs | {tshort["auc"]:.3f} | {tshort["hter"]:.1%} |
 
 Video-level AUC of live against each PAI species:
 

@@ -264,9 +264,9 @@ class Run:
     def read_table(self, key: str) -> pd.DataFrame | None:
         return pd.read_parquet(self.file(key)) if self.has(key) else None
 
-    def write_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+    def write_arrays(self, key: str, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
         with atomic_path(self.file(key)) as tmp:
-            np.savez_compressed(tmp, **arrays)
+            (np.savez_compressed if compress else np.savez)(tmp, **arrays)
 
     def read_arrays(self, key: str) -> dict[str, np.ndarray] | None:
         if not self.has(key):

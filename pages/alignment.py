@@ -55,7 +55,7 @@ def _epochs(run, view: str, color: str, alignment: dict | None) -> None:
     epochs = sorted(part["epoch"].unique())
     if len(epochs) > 1:
         e = st.select_slider("Epoch", epochs, value=epochs[-1], key="al_epoch")
-        title = f"'{view}' at epoch {e} (one joint map over all epochs)"
+        title = f"'{view}' at epoch {e} (one joint map over the mapped epochs)"
         st.plotly_chart(figures.umap_figure(part[part["epoch"] == e], color, title), key="al_ep")
     with st.expander("Animate all epochs"):
         st.plotly_chart(figures.umap_animation(part, color), key="al_anim")

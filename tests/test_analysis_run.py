@@ -10,7 +10,14 @@ import torch
 
 from fascore.cli import main
 from fascore.eval.analysis import EpochTracker, analyse_run
-from fascore.eval.analysis.embed import INDEX_COLUMNS, balanced_subset, embed, finish_epochs
+from fascore.eval.analysis.embed import (
+    INDEX_COLUMNS,
+    MAP_EPOCHS,
+    balanced_subset,
+    embed,
+    finish_epochs,
+    map_epochs,
+)
 from fascore.eval.analysis.errors import error_table, run_thresholds
 from fascore.eval.analysis.projection import COLUMNS
 from fascore.runs import Run, RunStore
@@ -197,6 +204,29 @@ def test_epoch_part_and_run_part_merge_in_either_order(tmp_path, tracker_first):
         shift[shift["epoch"] == 1][["x", "y"]], shift[shift["epoch"] == 2][["x", "y"]]
     )
 
+
+
+def test_maps_show_at_most_map_epochs_but_mmd_covers_every_epoch(tmp_path):
+    assert map_epochs(3).tolist() == [0, 1, 2]
+    picked = map_epochs(15)
+    assert len(picked) == MAP_EPOCHS and picked[0] == 0 and picked[-1] == 14
+    assert len(set(np.diff(picked))) <= 2  # evenly spaced, up to rounding
+    run = _run(tmp_path, "student-run")
+    models = _models()
+    models["teacher"].requires_grad_(False)  # a student's teacher is frozen
+    tracker = EpochTracker(run, _samples(), _images(), n_per_domain=8)
+    calls = []
+    teacher_features = models["teacher"].features
+    models["teacher"].features = lambda x: calls.append(len(x)) or teacher_features(x)
+    n = MAP_EPOCHS + 4
+    for epoch in range(1, n + 1):
+        tracker.update(epoch, models)
+    assert len(calls) == 1  # the frozen teacher is embedded once, then reused
+    doc = tracker.finish(umap=False)
+    assert [r["epoch"] for r in doc["per_epoch"]] == list(range(1, n + 1))
+    shown = doc["epoch_projection"]["epochs"]
+    assert len(shown) == MAP_EPOCHS and shown[0] == 1 and shown[-1] == n
+    assert sorted(run.read_table("epoch_projection")["epoch"].unique().tolist()) == shown
 
 def test_finish_without_tracked_epochs_is_a_no_op(tmp_path):
     run = _run(tmp_path, "student-run")

@@ -260,6 +260,20 @@ def test_4_validate_reports_escaping_symlinks(manifest, tmp_path):
     assert mf.escaping_rows(["img/inner.png"], tmp_path / "data") == []
 
 
+
+def test_4_escaping_rows_follows_symlinked_folders(tmp_path):
+    """Folders are resolved once per folder: a folder symlinked out of the root escapes, one
+    symlinked within it does not, and every row below either is judged like its folder."""
+    root, outside = tmp_path / "data", tmp_path / "elsewhere"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    for folder in (root / "real", outside):
+        Image.new("RGB", (8, 8)).save(folder / "a.png")
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "in").symlink_to(root / "real", target_is_directory=True)
+    rows = ["real/a.png", "out/a.png", "in/a.png", "out/b.png", "real/../real/a.png", "in\\a.png"]
+    assert mf.escaping_rows(rows, root) == [1, 3, 4]
+
 # -- 5: bounded sizes ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("field", "value", "words"),

@@ -20,6 +20,10 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="demo")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--grid-seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument(
+        "--shots-seeds", type=int, nargs="*", default=[0, 1, 2],
+        help="seeds of the HTER-against-shots sweep (none: skip it)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--out", default="docs/results.md")
     p.add_argument(

@@ -8,10 +8,14 @@ a config's hash names its run; an interrupted call continues):
 - the ablation (CE -> +MMD -> +pair -> full), read from the same runs;
 - a w_mmd x w_pair sensitivity grid of ``distill`` over ``--grid-seeds`` (fewer seeds: the page
   says so);
+- HTER against the number of shots k (``SHOTS``) for the teacher, ``target_only``, ``finetune``
+  and ``distill`` over ``--shots-seeds``;
 
-then the student's development curves (per-epoch target-dev AUC and the alignment terms it
-minimised), the lab's own view of why a method does or does not help. Nothing is tuned here: the
-tables are whatever the runs give.
+then the lab's own view of why a method does or does not help: the students' development curves
+(per-epoch target-dev AUC and the alignment terms they minimised), and, from the analysed runs of
+``python -m fascore demo`` (seed 0, the same protocol and budget), the per-epoch alignment, the
+domain statistics and Grad-CAM on the target's spoof frames (``fascore.eval.diagnosis``). Nothing
+is tuned here: the tables are whatever the runs give.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from fascore.atomic import atomic_write_text
 from fascore.config import RunConfig
 from fascore.data.synth.cache import preset_manifest
 from fascore.eval import experiment
-from fascore.jobs.plan import BUDGETS, DEMO_PROTOCOL, STUDENT_METHODS
+from fascore.jobs.plan import BUDGETS, DEMO_PROTOCOL, STUDENT_METHODS, demo_configs
+from fascore.jobs.sweep import cell, markdown, shots_figure, side_by_side
 from fascore.runs import Run, RunStore
 
 ABLATION = (("CE (finetune)", "finetune"), ("+ MMD", "mmd"), ("+ pair", "pair"),
             ("full (distill)", "distill"))  # fmt: skip
 GRID = (0.3, 1.0, 3.0)  # w_mmd and w_pair values of the sensitivity grid
 BASELINES = ("target_only", "finetune", "kd")
+SHOTS = (1, 2, 5, 10, 20)  # labelled target presentations per class of the shots sweep
+SHOTS_METHODS = ("source_only", "target_only", "finetune", "distill")
 
 
 def base_config(preset: str, epochs: int | None) -> RunConfig:
@@ -45,15 +52,25 @@ def base_config(preset: str, epochs: int | None) -> RunConfig:
                      analysis=False, n_boot=200, experiment=f"synthfas-{preset}-results")  # fmt: skip
 
 
-def plans(base: RunConfig, seeds, grid_seeds) -> dict[str, list[RunConfig]]:
-    """The configs of each sweep (teachers first); shared runs appear in several plans."""
+def plans(
+    base: RunConfig, seeds, grid_seeds, shots_seeds=(), preset: str | None = None
+) -> dict[str, list[RunConfig]]:
+    """The configs of each sweep (teachers first); shared runs appear in several plans.
+
+    ``diagnosis`` is the demo's own plan for seed 0 (analysis on): ``python -m fascore demo``
+    trains the same runs, so each reuses the other's."""
     from fascore.jobs.sweep import plan_sweep
 
     main = plan_sweep(base, ["source_only", *STUDENT_METHODS], list(seeds), [5])
     teachers = [c for c in main if c.method == "source_only" and c.seed in grid_seeds]
     students = [c.replace(w_mmd=a, w_pair=b) for c in main if c.method == "distill"
                 and c.seed in grid_seeds for a in GRID for b in GRID]  # fmt: skip
-    return {"main": main, "grid": teachers + students}  # the grid shares the main teachers
+    out = {"main": main, "grid": teachers + students}  # the grid shares the main teachers
+    if shots_seeds:
+        out["shots"] = plan_sweep(base, list(SHOTS_METHODS), list(shots_seeds), list(SHOTS))
+    if preset:
+        out["diagnosis"] = demo_configs(preset, (0,), epochs=base.epochs)
+    return out
 
 
 def train_all(configs: list[RunConfig], store: RunStore) -> list[Run]:
@@ -64,21 +81,6 @@ def train_all(configs: list[RunConfig], store: RunStore) -> list[Run]:
     unique.sort(key=lambda c: c.teacher is not None)
     submit_plan(unique, launcher="local", store=store, report=print)
     return [store.run(c.run_id()) for c in configs]
-
-
-def _cell(mean: float, std: float, pct: bool) -> str:
-    if not np.isfinite(mean):
-        return "n/a"
-    scale, digits = (100.0, 1) if pct else (1.0, 3)
-    return f"{mean * scale:.{digits}f} ± {np.nan_to_num(std) * scale:.{digits}f}"
-
-
-def _md(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "(no finished runs)"
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def frame(runs: list[Run]) -> pd.DataFrame:
@@ -107,8 +109,8 @@ def main_table(summary: pd.DataFrame, methods, labels: dict | None = None) -> pd
             if r.empty:
                 continue
             r = r.iloc[0]
-            row[f"HTER % ({tag})"] = _cell(r["hter_mean"], r["hter_std"], True)
-            row[f"AUC ({tag})"] = _cell(r["auc_mean"], r["auc_std"], False)
+            row[f"HTER % ({tag})"] = cell(r["hter_mean"], r["hter_std"], True)
+            row[f"AUC ({tag})"] = cell(r["auc_mean"], r["auc_std"], False)
             row[f"target labels, videos ({tag})"] = (
                 f"{r['train_videos'] + r['extra_videos']:.0f} ({r['extra_videos']:.0f} extra)"
             )
@@ -124,7 +126,7 @@ def paired_table(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame({
         "regime": pairs["regime"], "method": pairs["method"], "vs": pairs["baseline"],
         "seeds": pairs["n"],
-        "ΔHTER points": [_cell(m, s, True) for m, s in zip(pairs["diff_mean"], pairs["diff_std"], strict=True)],
+        "ΔHTER points": [cell(m, s, True) for m, s in zip(pairs["diff_mean"], pairs["diff_std"], strict=True)],
         "paired t-test p": [f"{p:.3f}" if np.isfinite(p) else "n/a" for p in pairs["p_value"]],
     })  # fmt: skip
 
@@ -163,7 +165,7 @@ def grid_table(df: pd.DataFrame, regime: str, seeds=None) -> pd.DataFrame:
         row = {"w_mmd \\ w_pair": a}
         for b in GRID:
             v = sub[np.isclose(sub["w_mmd"], a) & np.isclose(sub["w_pair"], b)]["hter"]
-            row[f"{b}"] = _cell(v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0, True) + (
+            row[f"{b}"] = cell(v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0, True) + (
                 f" (n={len(v)})"
             )
         rows.append(row)
@@ -225,8 +227,8 @@ def diagnosis(runs: list[Run]) -> str:
         " Both methods that carry the MMD term (`mmd`, `distill`) sit below `finetune` on target "
         "dev from the first epoch to the last, while `pair` alone does not. That is consistent with "
         "MMD pulling the student's target features towards the teacher's source features, where "
-        "the phone's own cues (soft media, gloss, the mask's seam) are not encoded; a hypothesis "
-        "the Grad-CAM and per-epoch UMAP views of an analysed run would test."
+        "the phone's own cues (soft media, gloss, the mask's seam) are not encoded; the next "
+        "section tests it with the analysed runs' alignment statistics and Grad-CAM."
         if below
         else ""
     )
@@ -240,12 +242,87 @@ def diagnosis(runs: list[Run]) -> str:
             f"epochs `distill` drives its training MMD² from {mmd[0]:.4f} to {mmd[-1]:.4f} and its "
             f"pair term from {pair[0]:.4f} to {pair[-1]:.4f}."
         )
+    )
+
+
+def lab_views(runs: list[Run], figure: Path) -> str:
+    """The diagnosis from the analysed seed-0 runs: per-epoch alignment, the domain statistics of
+    the aligned view, and Grad-CAM agreement with the teacher on target spoof frames (the grid
+    of maps goes to ``figure``)."""
+    from fascore.eval import diagnosis  # start-up cost: captum, only for this section
+
+    done = {r.config()["method"]: r for r in runs if r.state() == "done"}
+    teacher = done.pop("source_only", None)
+    if teacher is None or not done:
+        return "(the analysed runs of `python -m fascore demo` are not finished)"
+    align = pd.DataFrame(diagnosis.alignment_rows(done))
+    cams, explained = diagnosis.gradcam_agreement(teacher, done)
+    diagnosis.gradcam_grid(explained, figure)
+    final = {m: (r.read_json("final") or {}).get("target_test") or {} for m, r in done.items()}
+    align_md = markdown(pd.DataFrame({
+        "student": align["method"],
+        "MMD² epoch 1 → last": [f"{a:.3f} → {b:.3f}" for a, b in
+                                 zip(align["mmd2_first"], align["mmd2_last"], strict=True)],
+        "MMD², test": align["mmd2"].map("{:.3f}".format),
+        "p (video permutation)": align["p_value"].map("{:.3f}".format),
+        "proxy A-distance": align["proxy_a_distance"].map("{:.2f}".format),
+        "target test HTER %": [f"{100 * final[m].get('hter', np.nan):.1f}" for m in align["method"]],
+    }))  # fmt: skip
+    cam_md = markdown(pd.DataFrame({
+        "model": [c["model"] for c in cams],
+        "Grad-CAM correlation with the teacher's": [f"{c['cam_corr_with_teacher']:.2f}" for c in cams],
+        "mean P(spoof) on these spoof frames": [f"{c['mean_p_spoof']:.2f}" for c in cams],
+    }))  # fmt: skip
+    n = cams[0]["frames"]
+    a = align.set_index("method")
+    low_mmd = [m for m in a.index if a.loc[m, "mmd2"] < a["mmd2"].median()]
+    separable = all(a.loc[m, "proxy_a_distance"] > 1.5 for m in low_mmd)
+    corr = {c["model"]: c["cam_corr_with_teacher"] for c in cams}
+    students = {m: v for m, v in corr.items() if m != "teacher"}
+    closest = max(students, key=students.get)
+    reading = []
+    if low_mmd and separable:
+        reading.append(
+            f"The students with the lowest test MMD² ({', '.join(f'`{m}`' for m in low_mmd)}) "
+            "still have a proxy A-distance above 1.5: a domain classifier separates the "
+            "teacher's source features from their target features almost perfectly. The "
+            "fixed-bandwidth kernel statistic was driven down without making the two domains "
+            "indistinguishable, so the alignment term is not delivering the alignment it is for."
+        )
+    p_spoof = {c["model"]: c["mean_p_spoof"] for c in cams}
+    reading.append(
+        f"On {n} target spoof frames the student whose Grad-CAM agrees most with the teacher's is "
+        f"`{closest}` (correlation {students[closest]:.2f}, mean P(spoof) "
+        f"{p_spoof[closest]:.2f}); `target_only`, which never sees the teacher, reads "
+        f"{students.get('target_only', float('nan')):.2f} (P(spoof) "
+        f"{p_spoof.get('target_only', float('nan')):.2f}). The teacher gives these frames a mean "
+        f"P(spoof) of {p_spoof['teacher']:.2f}"
         + (
-            "\n\nGrad-CAM views of these runs were not made for this page (analysis off, CPU budget)."
-            if reading
-            else ""
+            ": its source cues do not fire on the phone's attacks, so a student that looks where "
+            "it looks inherits that blindness."
+            if p_spoof["teacher"] < 0.5
+            else "."
         )
     )
+    return f"""From the analysed runs of `python -m fascore demo` (seed 0, the same protocol and budget;
+the Alignment and Grad-CAM pages show the same runs). MMD² is of the aligned view (teacher on
+source, student on target, L2-normalised features, the kernel of docs/method.md), p from 200
+permutations of whole videos; the proxy A-distance is 2(1 - 2·error) of a domain classifier with
+subject-grouped folds (0: the domains cannot be told apart; 2: perfectly separable).
+
+{align_md}
+
+Grad-CAM of the spoof score on the first frame of {n} target test spoof videos (species
+interleaved), each student against the teacher (Pearson correlation of the maps, mean over frames):
+
+{cam_md}
+
+![Grad-CAM on target spoof frames](results-gradcam.png)
+
+*The first rows of those frames: the frame, then each model's spoof Grad-CAM (red = high).*
+
+{chr(10).join("- " + r for r in reading)}
+"""
 
 
 def write_doc(out: Path, runs: dict[str, list[Run]], args, seconds: float) -> None:
@@ -258,14 +335,36 @@ def write_doc(out: Path, runs: dict[str, list[Run]], args, seconds: float) -> No
     cmd = "python -m fascore results " + shlex.join(sys.argv[2:])
     epochs = RunConfig.from_dict(runs["main"][0].config()).epochs if runs["main"] else "?"
     n_runs = len({r.id for r in every})
+    demo_epochs = BUDGETS.get(args.preset, BUDGETS["demo"])["epochs"]
+    budget = (
+        "the demo's budget" if epochs == demo_epochs else f"the demo's budget is {demo_epochs}"
+    )
+    shots_md = ""
+    if runs.get("shots"):
+        df_shots = frame(runs["shots"]).drop(columns=["w_mmd", "w_pair"])
+        shots_summary = experiment.summarise(df_shots)
+        if not shots_summary.empty:
+            shots_figure(shots_summary, out.with_name("results-shots.png"))
+        seeds = sorted({int(r.config()["seed"]) for r in runs["shots"]})
+        shots_md = f"""## HTER against the number of shots
+
+`{"`, `".join(SHOTS_METHODS[1:])}` at k = {", ".join(map(str, SHOTS))} labelled target presentations
+per class, mean ± std over seeds {seeds} (fewer seeds than the main table, for the CPU budget);
+the zero-shot teacher is the k = 0 point.
+
+![HTER against the number of shots](results-shots.png)
+
+{markdown(side_by_side(shots_summary))}
+"""
+    views_md = lab_views(runs["diagnosis"], out.with_name("results-gradcam.png")) if runs.get(
+        "diagnosis") else "(not run)"  # fmt: skip
     text = f"""# Results on SynthFAS ({args.preset} preset)
 
 Written by `{cmd}` ({n_runs} runs, trained or found in the run store, in {seconds:.0f} s; every
 row in [`results.csv`](results.csv)). These are **our** numbers on **synthetic** data, not the
 paper's. Protocol: teacher `source_only` on `studio`, students on `phone` with k = 5 labelled
-presentations per class, `alexnet_mini` at 64 px, {epochs} epochs (the CPU budget of this page:
-fewer than the demo's {BUDGETS["demo"]["epochs"]}), batch 64, video-level scoring, target test split
-of 300 videos. Mean ± std over seeds {list(args.seeds)}; the seed draws the shots and the teacher.
+presentations per class, `alexnet_mini` at 64 px, {epochs} epochs ({budget}), batch 64,
+video-level scoring, target test split of 300 videos. Mean ± std over seeds {list(args.seeds)}; the seed draws the shots and the teacher.
 
 Regimes (see docs/method.md): **few-shot** uses only the k shots as labelled target data (a fixed
 schedule: the last epoch; threshold from the source dev split); **zero-shot** is the teacher under
@@ -275,7 +374,7 @@ zero-shot teacher and a model trained on every target label: docs/synthfas.md, "
 
 ## All methods (k = 5), both regimes
 
-{_md(main_table(summary, ("source_only", *STUDENT_METHODS)))}
+{markdown(main_table(summary, ("source_only", *STUDENT_METHODS)))}
 
 {verdict(df_main)}
 
@@ -284,13 +383,13 @@ zero-shot teacher and a model trained on every target label: docs/synthfas.md, "
 Per seed, the method's HTER minus the baseline's (same seed: same shots, same teacher), mean ±
 std over seeds and a two-sided paired t-test.
 
-{_md(paired_table(df_main, "finetune"))}
+{markdown(paired_table(df_main, "finetune"))}
 
-{_md(paired_table(df_main, "target_only"))}
+{markdown(paired_table(df_main, "target_only"))}
 
 ## Ablation (k = 5)
 
-{_md(main_table(summary, tuple(m for _, m in ABLATION), dict((m, n) for n, m in ABLATION)))}
+{markdown(main_table(summary, tuple(m for _, m in ABLATION), dict((m, n) for n, m in ABLATION)))}
 
 ## Sensitivity of `distill` to w_mmd and w_pair (k = 5)
 
@@ -299,11 +398,11 @@ table, for the CPU budget; n = seeds finished per cell).
 
 few-shot regime:
 
-{_md(grid_table(pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"]), "few-shot", args.grid_seeds))}
+{markdown(grid_table(pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"]), "few-shot", args.grid_seeds))}
 
 target-dev regime:
 
-{_md(grid_table(pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"]), "target-dev", args.grid_seeds))}
+{markdown(grid_table(pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"]), "target-dev", args.grid_seeds))}
 
 ## The students' development curves (k = 5)
 
@@ -313,18 +412,23 @@ few-shot regime) and the alignment terms each method minimised on its training b
 {dev_curves(runs["main"])}
 
 {diagnosis(runs["main"])}
-"""
+
+{shots_md}
+## Diagnosis with the lab's views
+
+{views_md}"""
     atomic_write_text(out, text)
 
 
 def write_results(args) -> Path:
     """Train (or reuse) every sweep's runs, then write ``args.out`` and ``results.csv`` beside it.
 
-    ``args`` holds ``preset, seeds, grid_seeds, epochs, out, collect_only`` (the CLI's flags)."""
+    ``args`` holds ``preset, seeds, grid_seeds, shots_seeds, epochs, out, collect_only`` (the
+    CLI's flags)."""
     t0 = time.time()
     base = base_config(args.preset, args.epochs)
     store = RunStore()
-    configs = plans(base, args.seeds, args.grid_seeds)
+    configs = plans(base, args.seeds, args.grid_seeds, args.shots_seeds, args.preset)
     if args.collect_only:  # write the page from the runs finished so far, train nothing
         runs = {k: [store.run(c.run_id()) for c in v] for k, v in configs.items()}
     else:

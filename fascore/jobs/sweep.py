@@ -192,7 +192,7 @@ def read_plan(out: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _cell(mean: float, std: float, pct: bool) -> str:
+def cell(mean: float, std: float, pct: bool) -> str:
     if not np.isfinite(mean):
         return "n/a"
     scale, digits = (100.0, 1) if pct else (1.0, 3)
@@ -212,8 +212,8 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
                "seeds": int(sub["n"].max())}  # fmt: skip
         for _, r in sub.iterrows():
             tag = r["col"]
-            row[f"HTER % ({tag})"] = _cell(r["hter_mean"], r["hter_std"], True)
-            row[f"AUC ({tag})"] = _cell(r["auc_mean"], r["auc_std"], False)
+            row[f"HTER % ({tag})"] = cell(r["hter_mean"], r["hter_std"], True)
+            row[f"AUC ({tag})"] = cell(r["auc_mean"], r["auc_std"], False)
             labels = r["train_videos"] + r["extra_videos"]
             row[f"target videos ({tag})"] = f"{labels:.0f} ({r['extra_videos']:.0f} extra)"
         rows.append(row)
@@ -235,7 +235,7 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "regime": pairs["regime"], "k": pairs["shots"], "method": pairs["method"],
         "vs": pairs["baseline"], "seeds": pairs["n"],
-        "ΔHTER points (mean ± std)": [_cell(m, s, True) for m, s in zip(pairs["diff_mean"], pairs["diff_std"], strict=True)],
+        "ΔHTER points (mean ± std)": [cell(m, s, True) for m, s in zip(pairs["diff_mean"], pairs["diff_std"], strict=True)],
         "paired t-test p": [f"{p:.3f}" if np.isfinite(p) else "n/a" for p in pairs["p_value"]],
     })  # fmt: skip
 

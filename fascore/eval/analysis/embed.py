@@ -39,6 +39,9 @@ INDEX_COLUMNS = ["sample", "path", "domain", "role", "split", "label", "attack",
 N_PER_SIDE = 1000  # statistics and maps use at most this many source and target rows (seeded)
 N_PERM = 200  # permutations per MMD test
 BATCH = 256
+#: the per-epoch maps show at most this many epochs, evenly spaced, first and last included;
+#: the per-epoch MMD² covers every epoch (a joint UMAP's cost grows with its points)
+MAP_EPOCHS = 8
 #: keys of alignment.json written by the per-epoch tracker (analyse_run keeps them, and back)
 EPOCH_KEYS = ("per_epoch", "epoch_sampling", "epoch_projection")
 
@@ -217,6 +220,7 @@ class EpochTracker:
         self.images = torch.as_tensor(images)[torch.as_tensor(rows, dtype=torch.long)]
         self.epochs: list[int] = []
         self.arrays: dict[str, list[np.ndarray]] = {}
+        self._frozen: dict[str, np.ndarray] = {}
         old = run.read_arrays("epoch_embeddings")
         if old is not None and np.array_equal(old.get("meta_sample"), self.meta["sample"]):
             epochs, models, _ = unpack_epochs(old)
@@ -230,19 +234,39 @@ class EpochTracker:
             keep, self.arrays = [], {m: [] for m in models}
         self.epochs = [self.epochs[i] for i in keep] + [int(epoch)]
         # rounded as stored, so the value logged now equals the one finish() recomputes
-        emb = {
-            name: embed(model, self.images)[0].astype(np.float16).astype(np.float32)
-            for name, model in models.items()
-        }
+        emb = {name: self._embed(name, model) for name, model in models.items()}
         for name, z in emb.items():
             self.arrays[name] = [self.arrays[name][i] for i in keep] + [z]
-        self.run.write_arrays("epoch_embeddings", pack_epochs(self.epochs, self.arrays, self.meta))
+        # uncompressed: rewritten every epoch, and float16 features barely compress (~2x slower
+        # than the whole evaluation for ~1.8x the bytes)
+        self.run.write_arrays(
+            "epoch_embeddings", pack_epochs(self.epochs, self.arrays, self.meta), compress=False
+        )
         view = headline_view(views_for(emb))
         return _epoch_mmd(emb, self.meta["role"].to_numpy(), [view])[view] if view else None
+
+    def _embed(self, name: str, model: nn.Module) -> np.ndarray:
+        """The subset's embeddings by ``model``, rounded to float16 as stored. A frozen model
+        (no parameter that trains: a student's teacher) is embedded once per process."""
+        frozen = not any(p.requires_grad for p in model.parameters())
+        if frozen and name in self._frozen:
+            return self._frozen[name]
+        z = embed(model, self.images)[0].astype(np.float16).astype(np.float32)
+        if frozen:
+            self._frozen[name] = z
+        return z
 
     def finish(self, umap: bool = True) -> dict | None:
         """Per-epoch MMD into alignment.json and per-epoch maps into ``epoch_projection``."""
         return finish_epochs(self.run, umap=umap, seed=self.seed)
+
+
+def map_epochs(n: int, most: int = MAP_EPOCHS) -> np.ndarray:
+    """Indices of the epochs (of ``n`` tracked) the per-epoch maps show: all when ``n <= most``,
+    else ``most`` evenly spaced ones, the first and the last included."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, most)).astype(int))
 
 
 def _epoch_maps(
@@ -278,9 +302,11 @@ def finish_epochs(run: Run, *, umap: bool = True, seed: int = 0) -> dict | None:
         rec = _epoch_mmd({m: v[i] for m, v in emb.items()}, roles, views)
         per_epoch.append({"epoch": int(e), "mmd2": rec.get(headline), **rec})
     src, tgt = np.flatnonzero(roles == "source"), np.flatnonzero(roles == "target")
+    shown = map_epochs(len(epochs))
     table, infos = _epoch_maps(
-        emb, meta, epochs, src, tgt, method="umap" if umap else "pca", seed=seed
-    )
+        {m: v[shown] for m, v in emb.items()}, meta, epochs[shown], src, tgt,
+        method="umap" if umap else "pca", seed=seed,
+    )  # fmt: skip
     run.write_table("epoch_projection", table)
     doc = {
         "per_epoch": per_epoch,
@@ -292,7 +318,12 @@ def finish_epochs(run: Run, *, umap: bool = True, seed: int = 0) -> dict | None:
             "kernel": KERNEL["rule"],
             "balanced": "per role, half live and half spoof",
         },
-        "epoch_projection": {"fit": "joint over all epochs, one per view", "views": infos},
+        "epoch_projection": {
+            "fit": f"joint over the mapped epochs (at most {MAP_EPOCHS}, evenly spaced, first "
+            "and last included), one per view",
+            "epochs": [int(e) for e in epochs[shown]],
+            "views": infos,
+        },
     }
     old = run.read_json("alignment") or {}
     return merge_alignment(run, {**old, **doc}, keep=())
