@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from bench._report import write_section
+from fascore.data.synth import PRESETS
+from fascore.jobs.plan import BUDGETS
 
 
 def _timed(env: dict) -> tuple[float, float]:
@@ -51,8 +53,9 @@ def main() -> None:
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     body = (
         "One seed: a teacher and six students (target_only, finetune, kd, mmd, pair, distill) "
-        "on SynthFAS demo (5,472 images), each trained, scored and analysed (embeddings, MMD "
-        "tests, UMAP). Target: at most 3 minutes on 2 CPU cores. Load average (1 min) "
+        f"on SynthFAS demo ({PRESETS['demo'].n_images():,} images), {BUDGETS['demo']['epochs']} "
+        "epochs each, each trained, scored and analysed (embeddings, MMD tests, UMAP). Target: "
+        "at most 3 minutes on 2 CPU cores. Load average (1 min) "
         f"{load0:.1f} before and {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores "
         f"(other work shares the machine; OMP_NUM_THREADS={threads}).\n\n"
         "CPU time is the demo's own user + system time: on a machine shared with other work "

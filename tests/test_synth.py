@@ -4,6 +4,7 @@ its instruments, and that its data carry a learnable signal and a real domain sh
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -97,15 +98,38 @@ def test_ensure_synth_uses_the_per_user_cache(tiny, monkeypatch):
 
 def test_demo_preset_sizes_give_the_target_test_split_300_videos():
     """Issue 9: the demo's target test split holds >= 300 videos (bootstrap CIs of a few points);
-    the preset stays small enough to render in well under a minute on 2 cores."""
+    the target domain has twice the train subjects."""
     spec = PRESETS["demo"]
     tasks = pd.DataFrame([(t.domain, t.split, t.attack) for t in plan(spec, 0)],
                          columns=["domain", "split", "attack"])  # fmt: skip
     phone = tasks[tasks["domain"] == "phone"]
     assert (phone["split"] == "test").sum() == 300
-    assert (phone["split"] == "dev").sum() == 96 and (phone["split"] == "train").sum() == 288
+    # the target's train split (the shot pool and the headroom ceiling's data) is twice the
+    # other domains': 48 subjects x 12 videos
+    assert (phone["split"] == "dev").sum() == 96 and (phone["split"] == "train").sum() == 576
+    studio = tasks[tasks["domain"] == "studio"]
+    assert (studio["split"] == "train").sum() == 288 and (studio["split"] == "test").sum() == 300
     assert (phone["attack"] == "none").sum() == (phone["attack"] != "none").sum()
-    assert spec.n_images() == 5472 and spec.image_size == 64
+    assert spec.n_images() == 6048 == 2 * len(tasks) and spec.image_size == 64
+
+
+def test_domain_subjects_override_one_domain_and_round_trip():
+    from fascore.data.synth.generate import spec_from_dict
+
+    spec = SynthSpec(subjects=(2, 1, 1), domains=("studio", "phone"),
+                     domain_subjects=(("phone", (3, 1, 2)),))  # fmt: skip
+    assert spec.subjects_of("studio") == (2, 1, 1) and spec.subjects_of("phone") == (3, 1, 2)
+    subjects = {(t.domain, t.split): set() for t in plan(spec, 0)}
+    for t in plan(spec, 0):
+        subjects[(t.domain, t.split)].add(t.subject_id)
+    assert {k: len(v) for k, v in subjects.items()} == {
+        ("studio", "train"): 2, ("studio", "dev"): 1, ("studio", "test"): 1,
+        ("phone", "train"): 3, ("phone", "dev"): 1, ("phone", "test"): 2,
+    }  # fmt: skip
+    assert spec_from_dict(asdict(spec)) == spec
+    assert spec.digest() != SynthSpec(subjects=(2, 1, 1), domains=("studio", "phone")).digest()
+    with pytest.raises(FascoreError, match="kiosk"):
+        SynthSpec(domains=("studio",), domain_subjects=(("kiosk", (1, 1, 1)),))
 
 
 def _files(folder: Path) -> dict[str, bytes]:

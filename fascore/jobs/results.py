@@ -227,7 +227,7 @@ def diagnosis(runs: list[Run]) -> str:
         " Both methods that carry the MMD term (`mmd`, `distill`) sit below `finetune` on target "
         "dev from the first epoch to the last, while `pair` alone does not. That is consistent with "
         "MMD pulling the student's target features towards the teacher's source features, where "
-        "the phone's own cues (soft media, gloss, the mask's seam) are not encoded; the next "
+        "the phone's own cues (soft media, gloss, the mask's seam) are not encoded; the last "
         "section tests it with the analysed runs' alignment statistics and Grad-CAM."
         if below
         else ""

@@ -32,7 +32,7 @@ from fascore.data.synth.domains import ATTACKS, DOMAIN_NAMES, DOMAINS, get_domai
 from fascore.data.synth.scene import IMAGES_DIR, SUPERSAMPLE, VideoTask, render_video
 from fascore.errors import FascoreError
 
-VERSION = "2.1"  # names the cache folder too: a new version never reuses old data
+VERSION = "2.2"  # names the cache folder too: a new version never reuses old data
 DATA_ENV = "FASCORE_DATA_DIR"
 STATE_NAME = "synth.json"  # the cache record: spec, seed, hash, state
 LOCK_NAME = "synth.lock"  # serialises two processes generating into one folder
@@ -50,10 +50,17 @@ class SynthSpec:
     sessions: int = 3  # capture sessions per domain (background and light)
     domains: tuple[str, ...] = DOMAIN_NAMES
     attacks: tuple[str, ...] = ATTACKS
+    #: per-domain (train, dev, test) subject counts replacing ``subjects`` for those domains
+    domain_subjects: tuple[tuple[str, tuple[int, int, int]], ...] = ()
 
     def __post_init__(self) -> None:
         for name in self.domains:
             get_domain(name)
+        for name, counts in self.domain_subjects:
+            if name not in self.domains:
+                raise FascoreError(f"domain_subjects names {name!r}, not one of {self.domains}")
+            if len(counts) != 3 or min(counts) < 1:
+                raise FascoreError(f"domain_subjects[{name!r}] needs >= 1 subject per split")
         unknown = sorted(set(self.attacks) - set(ATTACKS))
         if unknown:
             raise FascoreError(f"unknown PAI species {unknown}; SynthFAS renders {list(ATTACKS)}")
@@ -67,23 +74,32 @@ class SynthSpec:
         """Hash of the spec, the generator version and the parameters of its domains: names a
         cache entry, so retuning the domain table invalidates data made with the old one."""
         params = {d: asdict(DOMAINS[d]) for d in self.domains}
-        text = json.dumps(
-            {"spec": asdict(self), "version": VERSION, "domains": params}, sort_keys=True
-        )
+        spec = asdict(self)
+        if not self.domain_subjects:  # specs without overrides keep the digests they had
+            spec.pop("domain_subjects")
+        text = json.dumps({"spec": spec, "version": VERSION, "domains": params}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     def n_images(self) -> int:
         videos = self.live_videos + self.attack_videos * len(self.attacks)
-        return len(self.domains) * sum(self.subjects) * videos * self.frames
+        return sum(sum(self.subjects_of(d)) for d in self.domains) * videos * self.frames
+
+    def subjects_of(self, domain: str) -> tuple[int, int, int]:
+        """Subjects of ``domain`` in train, dev and test."""
+        return tuple(dict(self.domain_subjects).get(domain, self.subjects))
 
 
 PRESETS: dict[str, SynthSpec] = {
     "tiny": SynthSpec(image_size=64, subjects=(4, 2, 2), frames=2),  # tests: 384 images
-    # dashboard demo, 5,472 images: 300 test videos per domain (25 subjects x 12 videos), so
-    # video-level bootstrap intervals on the target test set are a few points wide
+    # dashboard demo, 6,048 images: 300 test videos per domain (25 subjects x 12 videos), so
+    # video-level bootstrap intervals on the target test set are a few points wide. The target
+    # (phone) has twice the train subjects: its train split is only the pool the k shots are
+    # drawn from (students see no other target image), and the headroom ceiling's training set,
+    # which 24 subjects left at the edge of learnable (docs/synthfas.md, "Headroom")
     "demo": SynthSpec(
-        image_size=64, subjects=(24, 8, 25), live_videos=6, attack_videos=2, frames=2
-    ),
+        image_size=64, subjects=(24, 8, 25), live_videos=6, attack_videos=2, frames=2,
+        domain_subjects=(("phone", (48, 8, 25)),),
+    ),  # fmt: skip
     "full": SynthSpec(image_size=112, subjects=(30, 10, 15), frames=6),  # benchmarks: 7,920
 }
 
@@ -102,11 +118,10 @@ def resolve_spec(preset: str | SynthSpec) -> SynthSpec:
 def plan(spec: SynthSpec, seed: int) -> list[VideoTask]:
     """Every video of the data set, in manifest order. Splits are subject-disjoint."""
     tasks = []
-    splits = [
-        s for s, n in zip(("train", "dev", "test"), spec.subjects, strict=True) for _ in range(n)
-    ]
     kinds = [("none", spec.live_videos)] + [(a, spec.attack_videos) for a in spec.attacks]
     for domain in spec.domains:
+        counts = spec.subjects_of(domain)
+        splits = [s for s, n in zip(("train", "dev", "test"), counts, strict=True) for _ in range(n)]
         for subj, split in enumerate(splits, start=1):
             n = 0
             for attack, count in kinds:
@@ -120,7 +135,9 @@ def plan(spec: SynthSpec, seed: int) -> list[VideoTask]:
 
 def spec_from_dict(d: dict) -> SynthSpec:
     """Inverse of ``dataclasses.asdict`` (JSON turns tuples into lists)."""
-    return SynthSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    d["domain_subjects"] = tuple((n, tuple(c)) for n, c in d.get("domain_subjects", ()))
+    return SynthSpec(**d)
 
 
 def _write_video(task_out: tuple[VideoTask, str]) -> list[dict]:
