@@ -298,8 +298,8 @@ def lab_views(runs: list[Run], figure: Path) -> str:
         f"{p_spoof.get('target_only', float('nan')):.2f}). The teacher gives these frames a mean "
         f"P(spoof) of {p_spoof['teacher']:.2f}"
         + (
-            ": its source cues do not fire on the phone's attacks, so a student that looks where "
-            "it looks inherits that blindness."
+            ": its source cues mostly do not fire on the phone's attacks, so agreeing with its "
+            "maps is no merit here; compare each student's P(spoof) on the same frames."
             if p_spoof["teacher"] < 0.5
             else "."
         )
