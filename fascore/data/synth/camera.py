@@ -8,10 +8,13 @@ and read noise -> demosaicing -> white balance and colour matrix -> tone curve -
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
 from fascore.data.synth.domains import Camera
+from fascore.data.synth.faces import planes, tile
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance weights
 
@@ -21,6 +24,14 @@ def vignette(s: int, strength: float) -> np.ndarray:
     y, x = np.mgrid[0:s, 0:s].astype(np.float32)
     r2 = ((x - (s - 1) / 2) ** 2 + (y - (s - 1) / 2) ** 2) / (2 * ((s - 1) / 2) ** 2)
     return (1 - strength * r2)[..., None]
+
+
+@functools.lru_cache(maxsize=16)
+def _vignette_rgb(s: int, strength: float) -> np.ndarray:
+    """:func:`vignette` expanded to (S, S, 3), computed once per camera; read-only."""
+    v = planes(vignette(s, strength))
+    v.flags.writeable = False
+    return v
 
 
 def exposure_gain(img: np.ndarray, target: float, rng: np.random.Generator) -> float:
@@ -50,12 +61,12 @@ def white_balance(img: np.ndarray, cam: Camera) -> np.ndarray:
     """Partial grey-world AWB (gains^awb) times the camera's residual bias."""
     means = img.reshape(-1, 3).mean(axis=0) + 1e-4
     gains = (means[1] / means) ** cam.awb * np.array(cam.wb_bias, np.float32)
-    return img * gains.astype(np.float32)
+    return img * tile(gains.astype(np.float32), *img.shape[:2])
 
 
 def tone(img: np.ndarray, cam: Camera) -> np.ndarray:
     """Colour matrix (saturation about luminance), sRGB-like gamma, contrast about mid-grey."""
-    lum = (img @ LUMA)[..., None]
+    lum = planes((img @ LUMA)[..., None])
     img = np.clip(lum + cam.saturation * (img - lum), 0, 1)
     y = img ** (1 / 2.2)
     return np.clip(0.5 + (y - 0.5) * cam.contrast, 0, 1)
@@ -74,7 +85,7 @@ def capture(
     """Image ``radiance`` (S, S, 3) with ``cam`` -> face crop (out_size, out_size, 3) uint8."""
     s = radiance.shape[0]
     img = cv2.GaussianBlur(radiance, (0, 0), max(cam.blur * s / out_size, 0.3))
-    img = img * vignette(s, cam.vignetting)
+    img = img * _vignette_rgb(s, cam.vignetting)
     img = np.clip(img * exposure_gain(img, cam.exposure, rng), 0, 1)  # photosites saturate
     n = 2 * int(round(out_size * cam.sensor_scale / 2))
     img = cv2.resize(img, (n, n), interpolation=cv2.INTER_AREA)  # pixel aperture integration

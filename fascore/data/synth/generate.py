@@ -6,6 +6,7 @@ order, so the same spec and seed give byte-identical files with any number of wo
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing as mp
@@ -162,8 +163,27 @@ def _write_video(task_out: tuple[VideoTask, str]) -> list[dict]:
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def _keep_heap() -> None:
+    """Let glibc keep freed image buffers instead of handing them back to the OS.
+
+    Every frame allocates dozens of 0.2-1.5 MB float temporaries; by default glibc serves those
+    with mmap or trims them off the heap when freed, so each one is page-faulted in afresh (about
+    a third of the rendering time). Changes speed only, never a value; a no-op off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum
+    mallopt(m_trim_threshold, 256 << 20)
+    mallopt(m_top_pad, 64 << 20)
+
+
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; nested threads only contend
+    _keep_heap()
 
 
 def _pool(workers: int) -> mp.pool.Pool:

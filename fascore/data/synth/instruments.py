@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from fascore.data.synth.domains import MaskKind, Printer, Screen
-from fascore.data.synth.faces import Landmarks
+from fascore.data.synth.faces import Landmarks, planes, tile
 
 # Classic halftone screen angles for cyan, magenta and yellow (degrees): rotated screens keep the
 # three dot grids from beating against each other.
@@ -126,16 +126,16 @@ def print_sheet(
     su, sv = place.coords(s)
     px = 1.0 / (place.size * s)
     img = sample_picture(picture, su, sv, place.margin)
-    grey = img.mean(axis=2, keepdims=True)
+    grey = planes(img.mean(axis=2, keepdims=True))
     img = np.clip(grey + printer.gamut * (img - grey), 0, 1)
     cells = place.size * s / pitch  # halftone cells across the sheet
     cover = halftone(1 - img, su * cells, sv * cells, printer.bleed, px * cells)
-    paper = np.array(printer.paper, np.float32)
+    paper = tile(np.array(printer.paper, np.float32), s)
     refl = paper + (printer.black - paper) * cover
-    photo = inside(su, sv, place.margin, px)
+    photo = planes(inside(su, sv, place.margin, px))
     refl = refl * photo + paper * (1 - photo)  # white border around the picture
     grain = cv2.GaussianBlur(rng.standard_normal((s, s), dtype=np.float32), (0, 0), 0.8)
-    refl = refl * (1 + printer.grain * 2 * grain[..., None])
+    refl = refl * planes(1 + printer.grain * 2 * grain[..., None])
     return refl, inside(su, sv, 0.0, px)
 
 
@@ -186,7 +186,7 @@ def screen_emission(
         cols = _stripe_cover(qu, ch / 3, screen.fill / 3, scale)
         emit[..., ch] = shown[..., ch] * cols * rows * 3 / (screen.fill * 0.9)
     tint = np.array(screen.tint, np.float32) * screen.brightness
-    emit = (emit * (1 - screen.black) + screen.black) * tint
+    emit = (emit * (1 - screen.black) + screen.black) * tile(tint, s)
     px = 1.0 / (place.size * s)
     return emit, inside(su, sv, place.margin, px), inside(su, sv, 0.0, px)
 
@@ -214,7 +214,7 @@ def fingers(place: Placement, skin: np.ndarray, rng: np.random.Generator, s: int
         dist = np.hypot(du - t * eu, dv - t * ev) * place.size * s
         mask = np.maximum(mask, np.clip(0.055 * s - dist + 0.5, 0, 1))
     shade = 0.75 + 0.25 * np.cos(np.clip(sv - 0.5, -1, 1) * 2)
-    return skin * shade[..., None], mask[..., None]
+    return tile(skin, s) * planes(shade[..., None]), mask[..., None]
 
 
 def wear_mask(
@@ -231,19 +231,21 @@ def wear_mask(
     xr, yr = x - marks.cx, y - (marks.cy + 0.08 * marks.b)
     r = np.hypot((xr * c + yr * n) / (0.97 * marks.a), (-xr * n + yr * c) / (0.95 * marks.b))
     cut = np.clip((1 - r) * marks.a + 0.5, 0, 1)
-    grey = face.mean(axis=2, keepdims=True)
+    grey = planes(face.mean(axis=2, keepdims=True))
     printed = grey + kind.gamut * (face - grey)
     tex = cv2.GaussianBlur(rng.standard_normal((s, s), dtype=np.float32), (0, 0), 1.2)
-    printed = printed * (1 + kind.texture * 3 * tex[..., None])
-    printed = printed * (1 - (1 - kind.relief) * 0.15 * ((xr / marks.a) ** 2)[..., None])
-    printed = printed + kind.gloss * 0.15 * np.exp(-((r - 0.3) ** 2) / 0.02)[..., None]
+    printed = printed * planes(1 + kind.texture * 3 * tex[..., None])
+    printed = printed * planes(1 - (1 - kind.relief) * 0.15 * ((xr / marks.a) ** 2)[..., None])
+    printed = printed + planes(kind.gloss * 0.15 * np.exp(-((r - 0.3) ** 2) / 0.02)[..., None])
     holes = np.zeros((s, s), np.float32)
     for ex, ey in marks.eyes:
         d = np.hypot((x - ex) / (1.25 * marks.eye_r), (y - ey) / (0.7 * marks.eye_r))
         holes = np.maximum(holes, np.clip((1 - d) * marks.eye_r + 0.5, 0, 1))
     rim = 1 - kind.rim * np.exp(-(((r - 1) * marks.a / (0.03 * s)) ** 2))
-    out = wearer * (1 - cut[..., None]) + printed * cut[..., None]
+    cut = planes(cut[..., None])
+    out = wearer * (1 - cut) + printed * cut
     # Eyes sit deep behind a flat paper mask; a moulded mask hugs the face and shades them less.
     shadow = 0.45 + 0.35 * kind.relief
-    out = out * (1 - holes[..., None]) + wearer * shadow * holes[..., None]
-    return (out * rim[..., None]).astype(np.float32)
+    holes = planes(holes[..., None])
+    out = out * (1 - holes) + wearer * shadow * holes
+    return (out * planes(rim[..., None])).astype(np.float32)

@@ -7,6 +7,7 @@ so a frame never depends on which worker renders it or in which order.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ import numpy as np
 from fascore.data.synth import faces, instruments
 from fascore.data.synth.camera import capture
 from fascore.data.synth.domains import DOMAINS, Domain, MaskKind, Printer, Screen
+from fascore.data.synth.faces import planes, tile
 
 SUPERSAMPLE = 4  # scene pixels per output pixel: drawing and instruments are antialiased by it
 IMAGES_DIR = "images"
@@ -68,22 +70,31 @@ def rng_for(task: VideoTask, *keys: int | str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
-def session_rng(task: VideoTask, session: int, key: str) -> np.random.Generator:
+def session_rng(seed: int, domain: str, session: int, key: str) -> np.random.Generator:
     """Randomness shared by every subject recorded in one session of one domain."""
-    words = [task.seed, zlib.crc32(task.domain.encode()), 1000 + session, zlib.crc32(key.encode())]
+    words = [seed, zlib.crc32(domain.encode()), 1000 + session, zlib.crc32(key.encode())]
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
 def session_scene(task: VideoTask, dom: Domain, session: int, s: int) -> tuple:
-    """Background (S, S, 3), light and illuminant (3,) of one capture session."""
-    rng = session_rng(task, session, "scene")
+    """Background (S, S, 3), light and illuminant (3,) of one capture session (read-only).
+
+    It depends only on (seed, domain, session, S), so each worker renders it once per session."""
+    return _session_scene(task.seed, task.domain, dom, session, s)
+
+
+@functools.lru_cache(maxsize=64)
+def _session_scene(seed: int, domain: str, dom: Domain, session: int, s: int) -> tuple:
+    rng = session_rng(seed, domain, session, "scene")
     bg = faces.render_background(dom.place.background, rng, s)
     side = rng.uniform(-1, 1) * (1 - dom.place.key_from_above)
     light = faces.Light(lx=0.6 * side, ly=-0.6 * dom.place.key_from_above - 0.1,
                         key=dom.place.key, gloss=rng.uniform(0.03, 0.12))  # fmt: skip
     level = rng.uniform(*dom.place.light_level)
     tint = np.array(dom.place.light_rgb) * (1 + dom.place.light_jitter * rng.standard_normal(3))
-    return bg, light, (tint * level).astype(np.float32)
+    illum = (tint * level).astype(np.float32)
+    bg.flags.writeable = illum.flags.writeable = False
+    return bg, light, illum
 
 
 def source_picture_scene(task: VideoTask, dom: Domain, rng: np.random.Generator, s: int) -> tuple:
@@ -123,10 +134,11 @@ def _live(
     task: VideoTask, dom: Domain, ident: faces.Identity, scene: tuple
 ) -> Iterator[np.ndarray]:
     bg, light, illum = scene
+    s = bg.shape[0]
     for f in range(task.frames):
         rng = rng_for(task, task.kind, task.take, f, "frame")
         img, _ = faces.render_face(ident, faces.sample_pose(rng), bg, light, rng)
-        yield img * illum
+        yield img * tile(illum, s)
 
 
 def _print(
@@ -152,14 +164,16 @@ def _print(
         shade, spec = instruments.sheet_light(
             place, printer, rng_for(task, task.kind, task.take, "bend"), s
         )
-        img = bg * (1 - m) + refl * shade * m
+        m3 = planes(m)
+        img = bg * (1 - m3) + refl * planes(shade) * m3
         if edges:
             col, fm = instruments.fingers(
                 place, hand, rng_for(task, task.kind, task.take, "hand"), s
             )
-            img = img * (1 - fm) + col * fm
+            fm3 = planes(fm)
+            img = img * (1 - fm3) + col * fm3
             m = m * (1 - fm)
-        yield (img + spec * m) * illum
+        yield (img + planes(spec * m)) * tile(illum, s)
 
 
 def _replay(
@@ -184,8 +198,8 @@ def _replay(
         content = _soften(content, screen.picture_blur)
         place = instruments.tremor(place0, fr)
         emit, sm, dm = instruments.screen_emission(content, screen, place, pitch)
-        lit = bg * (1 - dm) + bezel * (dm - sm) + glare * dm
-        yield lit * illum + emit * sm * 0.9
+        lit = bg * (1 - planes(dm)) + planes(bezel * (dm - sm)) + planes(glare * dm)
+        yield lit * tile(illum, s) + emit * planes(sm) * 0.9
 
 
 def _mask(
@@ -209,7 +223,7 @@ def _mask(
         out = instruments.wear_mask(
             worn, face, marks, kind, rng_for(task, task.kind, task.take, "mask")
         )
-        yield out * illum
+        yield out * tile(illum, bg.shape[0])
 
 
 PRESENTERS = {"live": _live, "print": _print, "replay": _replay, "mask": _mask}
