@@ -125,10 +125,11 @@ def calibrate(manifest: Path, epochs: int = 8) -> str:
             f"**{a:.2f}**" if o == d else f"{a:.2f}" for o, a in zip(domains, aucs, strict=True)
         )
         rows.append(f"| {d} | {cells} | {first:.2f} | {mean_colour_auc(xtr, ytr, xte, yte):.2f} |")
-    n_train = int((df["split"] == "train").sum() / len(domains))
+    sizes = df[df["split"] == "train"].groupby("domain").size()
+    n_train = ", ".join(f"{d} {sizes[d]}" for d in domains)
     return (
         f"Small CNN (3 conv blocks 16-32-64, BatchNorm, global average pooling; AdamW 3e-3 one-cycle, "
-        f"batch 32, flips, {epochs} epochs) trained on each domain's train split (~{n_train} images, "
+        f"batch 32, flips, {epochs} epochs) trained on each domain's train split (images: {n_train}; "
         "frame level) and scored on every domain's test split: ROC AUC, spoof positive. Bold = "
         "within domain. *epoch 1* = within-domain AUC after one epoch (not trivially separable); "
         "*mean-RGB LR* = logistic regression on the per-image mean colour (0.5 = chance).\n\n"
