@@ -333,7 +333,7 @@ def write_doc(out: Path, runs: dict[str, list[Run]], args, seconds: float) -> No
     csv = out.with_name("results.csv")
     table = pd.concat([df_main, df_grid]).drop_duplicates(["run", "regime"])
     atomic_write_text(csv, table.to_csv(index=False))
-    cmd = "python -m fascore results " + shlex.join(sys.argv[2:])
+    cmd = " ".join(["python -m fascore results", shlex.join(sys.argv[2:])]).strip()
     epochs = RunConfig.from_dict(runs["main"][0].config()).epochs if runs["main"] else "?"
     n_runs = len({r.id for r in every})
     demo_epochs = BUDGETS.get(args.preset, BUDGETS["demo"])["epochs"]
