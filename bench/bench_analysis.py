@@ -101,7 +101,7 @@ def fake_run_inputs(n: int = 1500):
 def analyse_once() -> dict:
     """One ``analyse_run`` cold, then warm, in this process; prints a JSON line."""
     from fascore.eval.analysis import analyse_run
-    from fascore.runs import RunStore
+    from fascore.store.runs import RunStore
     from fascore.train.models import create_model
 
     samples, images = fake_run_inputs()

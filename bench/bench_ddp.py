@@ -30,7 +30,7 @@ from PIL import Image
 
 from bench._report import write_section
 from fascore.data.manifest import write_manifest
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = {

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bench._report import write_section
 from fascore.data.importers import IMPORTERS, ImportOptions
-from fascore.data.importers.decode import decode_frames, is_image
 from fascore.data.importers.detect import DETECTORS, check_detector, detector_record
+from fascore.data.importers.frames import decode_frames, is_image
 from tests.fake_datasets import BUILDERS, FACE_BOX, FACE_FRAMES, N_FRAMES, photo_variants
 
 IOU = 0.5

@@ -34,7 +34,7 @@ from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, ImageArray, normalize
 from fascore.errors import FascoreError
 from fascore.progress import Progress
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from fascore.train.loop import _epoch, prepare_for_device
 from fascore.train.methods import METHODS
 from fascore.train.models import create_model, imagenet_file

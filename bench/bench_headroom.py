@@ -28,7 +28,7 @@ from fascore.data.manifest import read_manifest
 from fascore.data.synth import SynthSpec, ensure_synth, generate
 from fascore.jobs.demo import run_demo
 from fascore.jobs.plan import BUDGETS, demo_configs
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 
 SYNTH_DOC = Path(__file__).resolve().parent.parent / "docs" / "synthfas.md"
 #: What "headroom" means for the demo protocol (issue 9, item 5).

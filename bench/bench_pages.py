@@ -61,7 +61,7 @@ def _child(page: str, warm_runs: int) -> None:
 
 def _store(given: str | None) -> tuple[Path, str]:
     """The store to time against and a sentence saying what it holds."""
-    from fascore.runs import RunStore
+    from fascore.store.runs import RunStore
 
     store = RunStore(given)
     demo = [r for r in store if r.config().get("experiment") == DEMO_EXPERIMENT]

@@ -23,7 +23,7 @@ from bench._report import write_section
 from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, ImageArray, normalize
 from fascore.progress import Progress
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from fascore.train.loop import _epoch
 from fascore.train.methods import METHODS
 from fascore.train.models import create_model

@@ -24,7 +24,7 @@ from fascore.data.uploads import MAX_BYTES
 from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
-from fascore.runs import ACTIVE_STATES, Run, RunStore
+from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
 SHARE_ENV = "FASCORE_SHARE"
 #: The files a run-table row is read from: a row is read again only when one of them changes.

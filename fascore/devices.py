@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fascore.errors import FascoreError
-from fascore.runs import CancelRequested, Run
+from fascore.store.runs import CancelRequested, Run
 
 SLOTS_DIR = ".slots"
 SLOT_ENV = {"cpu": "FASCORE_SLOTS_CPU", "gpu": "FASCORE_SLOTS_GPU"}

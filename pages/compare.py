@@ -7,10 +7,10 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.eval import compare
-from fascore.runs import Run
 from fascore.share import figures
 from fascore.share.figures import budget_text, delta_table
 from fascore.share.links import deep_link
+from fascore.store.runs import Run
 
 GALLERY = 12  # disagreement thumbnails shown
 

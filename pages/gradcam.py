@@ -8,9 +8,9 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.data.uploads import read_upload
-from fascore.runs import Run
 from fascore.share import samples
 from fascore.share.links import deep_link
+from fascore.store.runs import Run
 
 WIDTH = 256  # pixels per image: large enough to read a 64-px map, small enough for three
 SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")

@@ -114,7 +114,7 @@ def _form(domains: list[str], proto: dict) -> dict | None:
 
 def _slurm_form() -> dict:
     """Slurm job options (used with launcher slurm), prefilled from the store's slurm.toml."""
-    from fascore.jobs.slurm_options import load_options
+    from fascore.jobs.slurm.options import load_options
 
     d = load_options(ui.store().root)
     with st.expander("Slurm options (launcher slurm; defaults from the run store's slurm.toml)"):
@@ -141,8 +141,8 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
     teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
     launcher = v["launcher"]
     if launcher == "slurm":
-        from fascore.jobs.slurm import SlurmLauncher
-        from fascore.jobs.slurm_options import SlurmOptions
+        from fascore.jobs.slurm.launcher import SlurmLauncher
+        from fascore.jobs.slurm.options import SlurmOptions
 
         launcher = SlurmLauncher(SlurmOptions.from_dict(v["slurm"], where="the Slurm options"))
     runs = jobs.launch(base, v["methods"], v["seeds"], launcher=launcher, teacher=teacher)

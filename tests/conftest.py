@@ -45,7 +45,7 @@ def tiny_store(tmp_path_factory, tiny_manifest) -> Path:
     """A run store with a real tiny demo experiment: a teacher and two students, analysed."""
     from fascore.jobs.demo import run_demo
     from fascore.jobs.plan import demo_configs
-    from fascore.runs import RunStore
+    from fascore.store.runs import RunStore
 
     root = tmp_path_factory.mktemp("runs")
     configs = demo_configs("tiny", methods=TINY_METHODS, data=str(tiny_manifest), n_boot=100)

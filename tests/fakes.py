@@ -1,7 +1,7 @@
 """A fake run store for dashboard tests: plausible random results without training, in ~1 s.
 
 ``make_fake_store(root)`` writes one teacher run and ``n_students`` student runs of one experiment
-(source studio → target phone) following docs/run-folder.md, through ``fascore.runs`` only: config,
+(source studio → target phone) following docs/run-folder.md, through ``fascore.store.runs`` only: config,
 status, metrics, scores, shots, final, embeddings, embedding_index, epoch_embeddings, projection,
 epoch_projection, alignment and errors, plus a small manifest of real PNG images (thumbnails,
 uploads). The metrics and analysis files are computed by the real code (``fascore.metrics``,
@@ -25,7 +25,7 @@ from PIL import Image
 
 from fascore.config import RunConfig
 from fascore.data.manifest import write_manifest, write_preprocessing
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 
 SOURCE, TARGET = "studio", "phone"
 STUDENT_METHODS = ("distill", "mmd", "pair", "kd", "finetune", "target_only")
@@ -146,7 +146,7 @@ def _analysis(run: Run, index: pd.DataFrame, emb: dict, scores: dict, rng) -> No
         pack_epochs,
         project_views,
     )
-    from fascore.eval.analysis.errors import error_counts, error_table, run_thresholds
+    from fascore.eval.analysis.error_sets import error_counts, error_table, run_thresholds
     from fascore.eval.analysis.projection import META
 
     run.write_arrays("embeddings", {k: v.astype(np.float16) for k, v in emb.items()})

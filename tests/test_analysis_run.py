@@ -18,9 +18,9 @@ from fascore.eval.analysis.embed import (
     finish_epochs,
     map_epochs,
 )
-from fascore.eval.analysis.errors import error_table, run_thresholds
+from fascore.eval.analysis.error_sets import error_table, run_thresholds
 from fascore.eval.analysis.projection import COLUMNS
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 from fascore.train.models import create_model
 
 N = 96
@@ -205,7 +205,6 @@ def test_epoch_part_and_run_part_merge_in_either_order(tmp_path, tracker_first):
     )
 
 
-
 def test_maps_show_at_most_map_epochs_but_mmd_covers_every_epoch(tmp_path):
     assert map_epochs(3).tolist() == [0, 1, 2]
     picked = map_epochs(15)
@@ -227,6 +226,7 @@ def test_maps_show_at_most_map_epochs_but_mmd_covers_every_epoch(tmp_path):
     shown = doc["epoch_projection"]["epochs"]
     assert len(shown) == MAP_EPOCHS and shown[0] == 1 and shown[-1] == n
     assert sorted(run.read_table("epoch_projection")["epoch"].unique().tolist()) == shown
+
 
 def test_finish_without_tracked_epochs_is_a_no_op(tmp_path):
     run = _run(tmp_path, "student-run")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from fascore.config import RunConfig
 from fascore.jobs import launchers
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from tests.fakes import EXPERIMENT, make_fake_store
 
 ROOT = Path(__file__).resolve().parent.parent

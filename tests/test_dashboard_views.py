@@ -177,7 +177,7 @@ def test_every_view_on_a_real_tiny_experiment(page, tiny_store, monkeypatch):
 def test_compare_shows_the_numbers_of_the_comparison(fake, fake_root):
     """The table's HTER cells are the runs' HTERs and their paired delta, as fascore computes them."""
     from fascore.eval import compare
-    from fascore.runs import RunStore
+    from fascore.store.runs import RunStore
 
     student = next(r for r in fake if r.startswith("distill"))
     teacher = next(r for r in fake if r.startswith("source_only"))
@@ -214,7 +214,7 @@ def test_gradcam_shows_new_maps_once_the_weights_change(fake, fake_root):
 
 def test_the_run_table_reads_only_runs_whose_files_changed(fake, fake_root, monkeypatch):
     from dashboard import ui
-    from fascore.runs import Run
+    from fascore.store.runs import Run
 
     reads: list[str] = []
     real = Run.summary

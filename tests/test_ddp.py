@@ -18,7 +18,7 @@ import torch
 from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, ImageArray
 from fascore.errors import FascoreError
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from fascore.train import distributed
 from fascore.train import loop as training
 from tests import ddp_worker

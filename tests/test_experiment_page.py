@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fascore.runs import RunStore
 from fascore.share.figures import experiment_figure
+from fascore.store.runs import RunStore
 from tests.fakes import EXPERIMENT, make_fake_store
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

@@ -28,7 +28,7 @@ from fascore.data.validate import validate_manifest
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.jobs import launchers
-from fascore.runs import Run, RunStore, pid_alive
+from fascore.store.runs import Run, RunStore, pid_alive
 from tests.fakes import make_fake_store
 from tests.helpers import stripe_manifest
 
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OWNER = """
 import sys, time
 from pathlib import Path
-from fascore.runs import Run
+from fascore.store.runs import Run
 with Run(Path(sys.argv[1])).hold():  # what a trainer does first: own the run
     print("owner", flush=True)
     time.sleep(120)
@@ -260,7 +260,6 @@ def test_4_validate_reports_escaping_symlinks(manifest, tmp_path):
     assert mf.escaping_rows(["img/inner.png"], tmp_path / "data") == []
 
 
-
 def test_4_escaping_rows_follows_symlinked_folders(tmp_path):
     """Folders are resolved once per folder: a folder symlinked out of the root escapes, one
     symlinked within it does not, and every row below either is judged like its folder."""
@@ -273,6 +272,7 @@ def test_4_escaping_rows_follows_symlinked_folders(tmp_path):
     (root / "in").symlink_to(root / "real", target_is_directory=True)
     rows = ["real/a.png", "out/a.png", "in/a.png", "out/b.png", "real/../real/a.png", "in\\a.png"]
     assert mf.escaping_rows(rows, root) == [1, 3, 4]
+
 
 # -- 5: bounded sizes ------------------------------------------------------------------------------
 @pytest.mark.parametrize(

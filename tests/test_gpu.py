@@ -53,7 +53,7 @@ def test_uint8_cache_on_the_gpu_gives_the_cpu_batches():
 
 
 def test_training_run_on_cuda(tmp_path):
-    from fascore.runs import RunStore
+    from fascore.store.runs import RunStore
     from tests.helpers import stripe_manifest
 
     manifest = stripe_manifest(tmp_path / "data")

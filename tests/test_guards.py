@@ -13,7 +13,7 @@ from fascore import metrics
 from fascore.config import RunConfig
 from fascore.data.manifest import read_manifest
 from fascore.errors import FascoreError
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from fascore.train import loop as training
 from fascore.train.methods import METHODS
 from fascore.train.trainset import load_train_data

@@ -20,8 +20,8 @@ from fascore import cli
 from fascore.commands.import_data import Progress
 from fascore.data.importers import ImportOptions, run_import
 from fascore.data.importers.celeba_spoof import read_bb_file
-from fascore.data.importers.decode import Decoded, decode_frames
 from fascore.data.importers.detect import DETECTORS, centerface_file, square_crop
+from fascore.data.importers.frames import Decoded, decode_frames
 from fascore.data.manifest import read_manifest, read_preprocessing
 from fascore.data.protocols import parse_protocol
 from fascore.data.validate import format_report, validate_manifest

@@ -182,7 +182,9 @@ def test_oulu_npu_folders_and_eye_annotations(imported):
 
 
 def test_oulu_npu_protocol_lists(trees, tmp_path):
-    result = run_import("oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(detector="haar", protocol="1"))
+    result = run_import(
+        "oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(detector="haar", protocol="1")
+    )
     df = read_manifest(result.manifest)
     assert df["video"].nunique() == 12 and set(df["device"]) == {"phone1"}
     assert set(df["split"]) == {"train", "dev", "test"}
@@ -190,7 +192,9 @@ def test_oulu_npu_protocol_lists(trees, tmp_path):
     assert reasons["Protocols/Protocol_1/Train.txt: +1,1_1_02_2"] == "label and name disagree"
     assert "not found" in reasons["1_1_03_2.avi"]
     with pytest.raises(FascoreError, match="Protocol_2"):
-        run_import("oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(detector="haar", protocol="2"))
+        run_import(
+            "oulu-npu", trees["oulu-npu"], tmp_path, ImportOptions(detector="haar", protocol="2")
+        )
 
 
 def test_manifests_pass_validation(imported):
@@ -265,7 +269,9 @@ def test_every_k_and_detector_only(trees, tmp_path):
 
 
 def test_src_may_be_the_folder_above_the_data_set(trees, tmp_path):
-    result = run_import("casia-fasd", trees["casia-fasd"].parent, tmp_path, ImportOptions(detector="haar", frames=1))
+    result = run_import(
+        "casia-fasd", trees["casia-fasd"].parent, tmp_path, ImportOptions(detector="haar", frames=1)
+    )
     assert read_manifest(result.manifest)["video"].nunique() == 20
 
 

@@ -20,7 +20,7 @@ from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.jobs import launchers
-from fascore.runs import CancelRequested, Run, RunStore, pid_alive
+from fascore.store.runs import CancelRequested, Run, RunStore, pid_alive
 from tests.fakes import make_fake_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ HOLD_SLOT = """
 import sys, time
 from pathlib import Path
 from fascore.devices import device_slot
-from fascore.runs import Run
+from fascore.store.runs import Run
 with device_slot(Run(Path(sys.argv[1])), sys.argv[2], poll_s=0.05) as i:
     print(f"held {i}", flush=True)
     time.sleep(60)
@@ -36,7 +36,7 @@ with device_slot(Run(Path(sys.argv[1])), sys.argv[2], poll_s=0.05) as i:
 GROUP = """
 import signal, subprocess, sys, time
 from pathlib import Path
-from fascore.runs import Run
+from fascore.store.runs import Run
 with Run(Path(sys.argv[2])).hold():  # what a trainer does first: own the run
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     if sys.argv[1] == "stubborn":
@@ -47,7 +47,7 @@ with Run(Path(sys.argv[2])).hold():  # what a trainer does first: own the run
 OWNER = """
 import sys, time
 from pathlib import Path
-from fascore.runs import Run
+from fascore.store.runs import Run
 with Run(Path(sys.argv[1])).hold():
     print("owner", flush=True)
     time.sleep(60)

@@ -7,7 +7,7 @@ import pytest
 
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 
 
 def test_dead_process_reads_as_interrupted(tmp_path):

@@ -19,9 +19,9 @@ import pytest
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
-from fascore.jobs import slurm
-from fascore.jobs.slurm_options import SlurmOptions, load_options, parse_time
-from fascore.runs import Run, RunStore
+from fascore.jobs.slurm import launcher as slurm
+from fascore.jobs.slurm.options import SlurmOptions, load_options, parse_time
+from fascore.store.runs import Run, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTS = SlurmOptions(partition="debug", cpus=1, time=5)

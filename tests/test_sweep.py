@@ -12,7 +12,7 @@ import pytest
 from fascore.cli import main
 from fascore.errors import FascoreError
 from fascore.eval.experiment import COLUMNS
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from tests.helpers import stripe_manifest
 
 FLAGS = ["--epochs", "2", "--batch-size", "16", "--no-analysis", "--n-boot", "20",

@@ -9,7 +9,7 @@ import torch
 from fascore.commands.train import config_from_args
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.runs import RunStore
+from fascore.store.runs import RunStore
 from fascore.train import loop as training
 from fascore.train.checkpoint import load_models
 from tests.helpers import stripe_manifest

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fascore.errors import FascoreError
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:

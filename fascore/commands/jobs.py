@@ -8,8 +8,8 @@ import math
 import pandas as pd
 
 from fascore.jobs import control as jobs
-from fascore.jobs.slurm_options import add_flags as add_launcher_flags
-from fascore.runs import RunStore
+from fascore.jobs.slurm.options import add_flags as add_launcher_flags
+from fascore.store.runs import RunStore
 
 COLUMNS = ("run", "state", "method", "target", "shots", "seed", "regime", "labels", "HTER", "AUC",
            "HTER(target-dev)", "progress")  # fmt: skip
@@ -80,7 +80,11 @@ def _resume(args: argparse.Namespace) -> int:
     launcher = launcher_from_args(args, store) if args.launcher else None
     run = jobs.resume(store.get(args.run), store, launcher)
     status = run.status()
-    where = f"Slurm job {status['slurm_job']}" if status.get("slurm_job") else f"pid {status.get('pid')}"
+    where = (
+        f"Slurm job {status['slurm_job']}"
+        if status.get("slurm_job")
+        else f"pid {status.get('pid')}"
+    )
     print(f"{run.id}: resuming from its last checkpoint ({where})")
     return 0
 

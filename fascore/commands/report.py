@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from fascore.runs import RunStore
 from fascore.share.report import write_report
 from fascore.share.samples import gradcam_panels, pick_samples
+from fascore.store.runs import RunStore
 
 
 def _handler(args: argparse.Namespace) -> int:

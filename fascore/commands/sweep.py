@@ -15,8 +15,8 @@ from pathlib import Path
 from fascore.commands.train import add_config_flags
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.jobs.slurm_options import add_flags as add_launcher_flags
-from fascore.runs import RunStore
+from fascore.jobs.slurm.options import add_flags as add_launcher_flags
+from fascore.store.runs import RunStore
 
 PER_RUN = ("method", "seed", "shots", "teacher")
 
@@ -54,7 +54,7 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"sweep: {len(configs)} runs into {RunStore().root} (teachers first)")
     kw = {}
     if args.launcher == "slurm":  # job options: flags over <store>/slurm.toml
-        from fascore.jobs.slurm_options import options_from_args
+        from fascore.jobs.slurm.options import options_from_args
 
         kw["options"] = options_from_args(args, RunStore().root)
     runs = sweep.submit_plan(configs, launcher=args.launcher, report=print, **kw)

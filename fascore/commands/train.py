@@ -18,8 +18,8 @@ import typing
 
 from fascore.config import RunConfig, config_fields
 from fascore.data.protocols import parse_protocol
-from fascore.jobs.slurm_options import add_flags as add_launcher_flags
-from fascore.runs import RunStore
+from fascore.jobs.slurm.options import add_flags as add_launcher_flags
+from fascore.store.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
 
@@ -121,8 +121,8 @@ def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) ->
 
 def launcher_from_args(args: argparse.Namespace, store: RunStore):
     """The launcher the flags ask for: a name, or a Slurm launcher carrying its options."""
-    from fascore.jobs.slurm import SlurmLauncher
-    from fascore.jobs.slurm_options import options_from_args
+    from fascore.jobs.slurm.launcher import SlurmLauncher
+    from fascore.jobs.slurm.options import options_from_args
 
     if args.launcher == "slurm":
         return SlurmLauncher(options_from_args(args, store.root))
@@ -134,7 +134,11 @@ def _submit(cfg: RunConfig, store: RunStore, args: argparse.Namespace) -> int:
 
     run = jobs.submit(cfg, store, launcher_from_args(args, store))
     status = run.status()
-    where = f"Slurm job {status['slurm_job']}" if status.get("slurm_job") else f"pid {status.get('pid')}"
+    where = (
+        f"Slurm job {status['slurm_job']}"
+        if status.get("slurm_job")
+        else f"pid {status.get('pid')}"
+    )
     print(f"run {run.id}: {run.state()} ({where}); watch it with `python -m fascore runs`")
     return 0
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fascore import metrics
 from fascore.errors import FascoreError
-from fascore.runs import Run
+from fascore.store.runs import Run
 
 #: Config fields that must match for two runs' test metrics to be comparable.
 PROTOCOL_KEYS = ("data", "target_domain", "level")

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from fascore.data.images import load_images
 from fascore.eval.analysis.gradcam import explain_samples
-from fascore.runs import Run
+from fascore.store.runs import Run
 from fascore.train.checkpoint import load_run_model
 
 

@@ -4,7 +4,7 @@
 cluster launcher is one more decorated class) starts ``python -m fascore train --run RUN_ID`` in a
 new process group (``fascore.jobs.launchers``); the trainer then waits for a device slot
 (``fascore.devices.device_slot``). ``cancel`` stops the process group of the run's owner (the
-process holding the run's lock, see ``fascore.runlock``; data-loader workers included) so GPU
+process holding the run's lock, see ``fascore.store.lock``; data-loader workers included) so GPU
 memory is freed, after checking with psutil that the recorded pid is still that process;
 ``resume`` relaunches an interrupted, failed or cancelled run from its last checkpoint. A launch
 holds the run's lock while it starts the job, so two launches (or a launch beside a live trainer)
@@ -23,7 +23,7 @@ from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
 from fascore.jobs.plan import demo_configs, plan_runs
-from fascore.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
+from fascore.store.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
 
 LAUNCH_LOCK_WAIT_S = 0.5  # a launch waits this long for a viewer's lock probe to pass
 
@@ -123,9 +123,7 @@ def cancel(run: Run, grace_s: float = 10.0) -> Run:
     return run
 
 
-def resume(
-    run: Run, store: RunStore | None = None, launcher: str | Launcher | None = None
-) -> Run:
+def resume(run: Run, store: RunStore | None = None, launcher: str | Launcher | None = None) -> Run:
     """Relaunch an interrupted, failed or cancelled run; it continues from its last checkpoint."""
     seen, state = run.status(), run.state()
     if state not in RESUMABLE_STATES:
@@ -144,7 +142,10 @@ def list_runs(store: RunStore | None = None, experiment: str | None = None) -> p
 
 
 def launch(
-    base: RunConfig, methods: list[str], seeds: list[int], launcher: str | Launcher = "local",
+    base: RunConfig,
+    methods: list[str],
+    seeds: list[int],
+    launcher: str | Launcher = "local",
     **kw: Any,
 ) -> list[Run]:
     """``plan_runs(..., teacher=, store=)`` then submit every run (teachers first) without

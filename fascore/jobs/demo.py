@@ -9,7 +9,7 @@ import time
 
 from fascore.config import RunConfig
 from fascore.eval.analysis.hooks import RunAnalysis
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 from fascore.train.loop import train
 
 

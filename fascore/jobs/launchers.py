@@ -22,8 +22,8 @@ from typing import Any
 
 from fascore.errors import FascoreError
 from fascore.registry import Registry
-from fascore.runlock import group_alive, process_alive, process_start
-from fascore.runs import Run
+from fascore.store.lock import group_alive, process_alive, process_start
+from fascore.store.runs import Run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fascore.config import RunConfig
 from fascore.data.synth.cache import preset_manifest
 from fascore.errors import FascoreError
-from fascore.runs import RESUMABLE_STATES, RunStore
+from fascore.store.runs import RESUMABLE_STATES, RunStore
 
 DEMO_PROTOCOL = {"source_domains": ("studio",), "target_domain": "phone", "shots": 5}
 STUDENT_METHODS = ("target_only", "finetune", "kd", "mmd", "pair", "distill")

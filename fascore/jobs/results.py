@@ -34,7 +34,7 @@ from fascore.data.synth.cache import preset_manifest
 from fascore.eval import experiment
 from fascore.jobs.plan import BUDGETS, DEMO_PROTOCOL, STUDENT_METHODS, demo_configs
 from fascore.jobs.sweep import cell, markdown, shots_figure, side_by_side
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 
 ABLATION = (("CE (finetune)", "finetune"), ("+ MMD", "mmd"), ("+ pair", "pair"),
             ("full (distill)", "distill"))  # fmt: skip
@@ -337,9 +337,7 @@ def write_doc(out: Path, runs: dict[str, list[Run]], args, seconds: float) -> No
     epochs = RunConfig.from_dict(runs["main"][0].config()).epochs if runs["main"] else "?"
     n_runs = len({r.id for r in every})
     demo_epochs = BUDGETS.get(args.preset, BUDGETS["demo"])["epochs"]
-    budget = (
-        "the demo's budget" if epochs == demo_epochs else f"the demo's budget is {demo_epochs}"
-    )
+    budget = "the demo's budget" if epochs == demo_epochs else f"the demo's budget is {demo_epochs}"
     shots_md = ""
     if runs.get("shots"):
         df_shots = frame(runs["shots"]).drop(columns=["w_mmd", "w_pair"])

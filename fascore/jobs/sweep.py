@@ -40,7 +40,7 @@ from fascore.jobs import control
 from fascore.jobs.launchers import LAUNCHERS
 from fascore.jobs.plan import plan_runs
 from fascore.registry import Registry
-from fascore.runs import ACTIVE_STATES, Run, RunStore
+from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
 PLAN_FILE = "plan.json"
 ENDED = ("done", "failed", "cancelled")
@@ -347,7 +347,7 @@ def start_sweep(
     import threading
 
     from fascore.jobs.launchers import REPO_ROOT
-    from fascore.runs import RUNS_ENV
+    from fascore.store.runs import RUNS_ENV
 
     store = store or RunStore()
     plan_sweep(base, methods, seeds, shots)  # refuse a bad sweep here, before anything starts

@@ -21,12 +21,12 @@ from fascore.atomic import atomic_write_text
 from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
-from fascore.runs import Run
 from fascore.share import figures
 from fascore.share.figures import delta_table, metrics_table, mmd_epochs, mmd_table, sampling_line
 from fascore.share.htmldoc import HtmlDoc, data_uri
 from fascore.share.links import deep_link
 from fascore.share.samples import Panel
+from fascore.store.runs import Run
 
 
 def run_names(runs: Sequence[Run]) -> list[str]:

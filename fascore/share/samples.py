@@ -12,7 +12,7 @@ from PIL import Image
 
 from fascore.data.decode import decode_image, to_rgb
 from fascore.errors import FascoreError
-from fascore.runs import Run
+from fascore.store.runs import Run
 
 
 @dataclass
@@ -37,10 +37,7 @@ def explain_images(
 
     size = getattr(next(iter(models.values())), "input_size", None) or 64
     batch = np.stack(
-        [
-            np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR))
-            for im in images
-        ]
+        [np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images]
     ).transpose(0, 3, 1, 2)
     out = explain_samples(models, batch, alpha=alpha)
     panels = []

@@ -14,7 +14,7 @@ import torch
 from fascore.atomic import atomic_path
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.runs import Run, RunStore
+from fascore.store.runs import Run, RunStore
 from fascore.train.methods import METHODS
 from fascore.train.models import FASModel, create_model
 

@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from fascore.errors import FascoreError
-from fascore.runs import Run
+from fascore.store.runs import Run
 
 #: How long a rank waits for the others (rank 0's evaluation and analysis run in between).
 TIMEOUT = timedelta(minutes=30)

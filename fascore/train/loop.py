@@ -32,7 +32,7 @@ from fascore.data.manifest import read_preprocessing
 from fascore.devices import device_slot, resolve_device
 from fascore.errors import FascoreError
 from fascore.progress import Progress
-from fascore.runs import CancelRequested, Run, RunStore
+from fascore.store.runs import CancelRequested, Run, RunStore
 from fascore.train import distributed, regimes
 from fascore.train.checkpoint import (
     load_best,

@@ -6,7 +6,7 @@ import time
 
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
-from fascore.runs import CancelRequested, Run, RunStore
+from fascore.store.runs import CancelRequested, Run, RunStore
 from fascore.train.methods import METHODS
 
 TEACHER_WAIT_S = 2.0

@@ -19,7 +19,7 @@ from fascore.data.images import ImageArray, load_images
 from fascore.data.protocols import load_manifests
 from fascore.data.synth.cache import ensure_preset_data
 from fascore.errors import FascoreError
-from fascore.runs import Run
+from fascore.store.runs import Run
 from fascore.train.methods import METHODS
 
 

@@ -32,7 +32,7 @@ from fascore.data.importers.base import (
     Video,
     carve_dev,
 )
-from fascore.data.importers.decode import IMAGE_SUFFIXES
+from fascore.data.importers.frames import IMAGE_SUFFIXES
 from fascore.errors import FascoreError
 
 LISTS = {"train": "metas/intra_test/train_label.json", "test": "metas/intra_test/test_label.json"}

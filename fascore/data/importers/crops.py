@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from fascore.data.importers.base import IMAGES, MARKERS, Box, ImportOptions, Video, frame_indices
-from fascore.data.importers.decode import Decoded, count_frames, decode_frames
 from fascore.data.importers.detect import DETECTORS, square_crop
+from fascore.data.importers.frames import Decoded, count_frames, decode_frames
 
 FACE_SUFFIX = ".face"  # --faces DIR: DIR/<video's path below the root>.face
 

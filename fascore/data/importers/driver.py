@@ -19,8 +19,8 @@ import pandas as pd
 from fascore.data import manifest as mf
 from fascore.data.importers.base import IMPORTERS, ImportOptions, Scan, Video
 from fascore.data.importers.crops import process_video
-from fascore.data.importers.decode import is_image
 from fascore.data.importers.detect import check_detector, detector_record
+from fascore.data.importers.frames import is_image
 from fascore.errors import FascoreError
 
 OnStep = Callable[[str, int], None]  # (video finished, total videos)

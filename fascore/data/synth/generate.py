@@ -98,7 +98,11 @@ PRESETS: dict[str, SynthSpec] = {
     # drawn from (students see no other target image), and the headroom ceiling's training set,
     # which 24 subjects left at the edge of learnable (docs/synthfas.md, "Headroom")
     "demo": SynthSpec(
-        image_size=64, subjects=(24, 8, 25), live_videos=6, attack_videos=2, frames=2,
+        image_size=64,
+        subjects=(24, 8, 25),
+        live_videos=6,
+        attack_videos=2,
+        frames=2,
         domain_subjects=(("phone", (48, 8, 25)),),
     ),  # fmt: skip
     "full": SynthSpec(image_size=112, subjects=(30, 10, 15), frames=6),  # benchmarks: 7,920
@@ -122,7 +126,9 @@ def plan(spec: SynthSpec, seed: int) -> list[VideoTask]:
     kinds = [("none", spec.live_videos)] + [(a, spec.attack_videos) for a in spec.attacks]
     for domain in spec.domains:
         counts = spec.subjects_of(domain)
-        splits = [s for s, n in zip(("train", "dev", "test"), counts, strict=True) for _ in range(n)]
+        splits = [
+            s for s, n in zip(("train", "dev", "test"), counts, strict=True) for _ in range(n)
+        ]
         for subj, split in enumerate(splits, start=1):
             n = 0
             for attack, count in kinds:

@@ -30,10 +30,10 @@ from fascore.eval.analysis.alignment import (
     sample_sides,
     views_for,
 )
-from fascore.eval.analysis.errors import error_counts, error_table, run_thresholds
+from fascore.eval.analysis.error_sets import error_counts, error_table, run_thresholds
 from fascore.eval.analysis.gradcam import eval_mode, spoof_probability, to_unit
 from fascore.eval.analysis.projection import META, projection_table, view_points
-from fascore.runs import Run
+from fascore.store.runs import Run
 
 INDEX_COLUMNS = ["sample", "path", "domain", "role", "split", "label", "attack", "video"]
 N_PER_SIDE = 1000  # statistics and maps use at most this many source and target rows (seeded)

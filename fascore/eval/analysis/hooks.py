@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fascore.eval.analysis.embed import EpochTracker, analyse_run
-from fascore.runs import Run
+from fascore.store.runs import Run
 
 
 class RunAnalysis:

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fascore import runhealth, runlock
 from fascore.atomic import atomic_path, atomic_write_text
 from fascore.errors import FascoreError
+from fascore.store import health as runhealth
+from fascore.store import lock as runlock
 
 RUNS_ENV = "FASCORE_RUNS_DIR"
 DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -77,7 +78,7 @@ def store_dir(root: str | Path | None = None) -> Path:
 
 def pid_alive(pid: int | None, started: float | None = None) -> bool:
     """True when a process with this pid exists on this machine (zombies count as dead) and, when
-    ``started`` is given, is the one that started then (see ``fascore.runlock.process_alive``)."""
+    ``started`` is given, is the one that started then (see ``fascore.store.lock.process_alive``)."""
     return bool(pid) and runlock.process_alive(pid, started)
 
 
@@ -157,7 +158,7 @@ class Run:
         self.write_json("status", status)
         return status
 
-    # -- ownership (one trainer per run; see fascore.runlock) ---------------------------------
+    # -- ownership (one trainer per run; see fascore.store.lock) ---------------------------------
     def hold(self, wait_s: float = runlock.ACQUIRE_WAIT_S, role: str = "trainer"):
         """Context manager: own this run for the block (the trainer's lock, or a launcher's while
         it starts one), or a FascoreError naming the live owner."""

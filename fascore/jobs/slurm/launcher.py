@@ -32,8 +32,8 @@ from fascore.config import RunConfig
 from fascore.devices import NO_SLOT_ENV
 from fascore.errors import FascoreError
 from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
-from fascore.jobs.slurm_options import SlurmOptions, load_options
-from fascore.runs import ACTIVE_STATES, RUNS_ENV, STATE_PROBES, Run, RunStore
+from fascore.jobs.slurm.options import SlurmOptions, load_options
+from fascore.store.runs import ACTIVE_STATES, RUNS_ENV, STATE_PROBES, Run, RunStore
 
 #: submitit's folder (sbatch scripts, pickles, Slurm's own stdout/stderr) inside the run store.
 SUBMITIT_DIR = ".slurm"
@@ -100,7 +100,7 @@ def job_view(job_id: str, refresh: bool = False) -> tuple[str, str] | None:
 def effective_state(run: Run, status: dict) -> str:
     """A Slurm run's state: the status file's final states stand; while it says queued or
     running, Slurm's view decides (a job Slurm no longer knows, with a stale heartbeat, is
-    interrupted). Registered as the ``slurm`` state probe of ``fascore.runs``."""
+    interrupted). Registered as the ``slurm`` state probe of ``fascore.store.runs``."""
     state = status.get("state", "queued")
     job = status.get("slurm_job")
     if state not in ACTIVE_STATES or not job:
@@ -380,8 +380,8 @@ class SlurmLauncher(Launcher):
     def submit_plan(
         self, items: list[tuple[RunConfig, list[str]]], store: RunStore, **kw: Any
     ) -> list[Run]:
-        """A plan as job arrays with ``afterok`` dependencies (see ``fascore.jobs.slurm_plan``)."""
-        from fascore.jobs.slurm_plan import submit_plan
+        """A plan as job arrays with ``afterok`` dependencies (see ``fascore.jobs.slurm.plan``)."""
+        from fascore.jobs.slurm.plan import submit_plan
 
         opts = self.options or load_options(store.root)
         self.check(store, opts)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fascore.runs import Run
+from fascore.store.runs import Run
 
 KINDS = ("false_accept", "false_reject", "disagree")
 COLUMNS = [

@@ -8,7 +8,7 @@ says. The lock file also records who holds it (pid, process group, start time, h
 process (a pid can be reused). It works for any launcher because the trainer takes it itself.
 
 On a shared file system whose locks are node-local (some cluster mounts), a lock held on another
-host may look free from here; ``fascore.runs`` then falls back to the heartbeat for that host.
+host may look free from here; ``fascore.store.runs`` then falls back to the heartbeat for that host.
 """
 
 from __future__ import annotations

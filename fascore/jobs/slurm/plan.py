@@ -17,10 +17,10 @@ from typing import Any
 
 from fascore.config import RunConfig
 from fascore.jobs.control import prepare_submission
-from fascore.jobs.slurm import SlurmLauncher, _slurm_job_of, submit_array
-from fascore.jobs.slurm_options import SlurmOptions
+from fascore.jobs.slurm.launcher import SlurmLauncher, _slurm_job_of, submit_array
+from fascore.jobs.slurm.options import SlurmOptions
 from fascore.jobs.sweep import PLAN_LAUNCHERS
-from fascore.runs import ACTIVE_STATES, Run, RunStore
+from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
 
 def _levels(deps: dict[str, list[str]]) -> dict[str, int]:

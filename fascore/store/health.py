@@ -14,7 +14,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fascore.runs import Run
+    from fascore.store.runs import Run
 
 #: Config fields every run's summary needs, with the types they must have.
 KEY_FIELDS = {"method": str, "target_domain": str, "source_domains": list, "seed": int}
