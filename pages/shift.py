@@ -1,0 +1,162 @@
+"""Shift debugger: point at the target samples a student gets wrong and see why.
+
+Linked teacher and student maps (box, lasso or click selects the same samples in both), the
+selection as a grid worst first, an inspector (frame, both Grad-CAMs, scores against thresholds,
+nearest source samples), trajectories over training and where the shift lives. The whole view
+lives in the URL.
+"""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import shift_view as view
+from dashboard import ui
+from fascore.errors import FascoreError
+from fascore.eval.shift import selection as sel
+from fascore.eval.shift.data import budget_line
+from fascore.share import cases
+
+EMPTY = "(all)"
+
+
+def _synced(key: str, url_value, options: list):
+    """A widget's value from the link when the link changed since it was last synced."""
+    if url_value != st.session_state.get(f"_{key}_synced"):
+        st.session_state[f"_{key}_synced"] = url_value
+        if url_value is not None:
+            st.session_state[key] = url_value
+    if key in st.session_state and not _valid(st.session_state[key], options):
+        del st.session_state[key]
+
+
+def _valid(value, options: list) -> bool:
+    return all(v in options for v in value) if isinstance(value, list) else value in options
+
+
+def _controls(state: sel.ViewState, data) -> sel.ViewState:
+    """Regime, colour, filters and the error filter, each initialised from the link."""
+    s = data.samples
+    left, mid, right = st.columns([1, 1, 2])
+    _synced("sh_regime", state.regime, data.regimes)
+    regime = left.selectbox("Regime", data.regimes, key="sh_regime")
+    colours = ["domain", "label", "attack", "student_right", "teacher_right", *data.attributes]
+    colours = [c for c in dict.fromkeys(colours) if c in s]
+    _synced("sh_color", state.color, colours)
+    color = mid.selectbox("Colour by", colours, key="sh_color")
+    errs = [EMPTY, *sel.ERROR_FILTERS]
+    _synced("sh_err", state.err, errs)
+    err = right.radio("Show", errs, key="sh_err", horizontal=True,
+                      format_func=lambda k: sel.ERROR_FILTERS.get(k, "all samples"))  # fmt: skip
+    filters = {}
+    for col, name in zip(st.columns(len(sel.FILTERS)), sel.FILTERS, strict=True):
+        options = sorted(s[name].astype(str).unique())
+        _synced(f"sh_f_{name}", list(state.filters.get(name, ())) or None, options)
+        filters[name] = tuple(col.multiselect(name, options, key=f"sh_f_{name}"))
+    return state.with_(regime=regime, color=color, err=None if err == EMPTY else err,
+                       filters={k: v for k, v in filters.items() if v})  # fmt: skip
+
+
+def _selected(data, state: sel.ViewState):
+    """(rows passing the filters, rows in the selection or None); a bad selection is dropped."""
+    shown = sel.filter_mask(data.samples, state)
+    try:
+        chosen = sel.selection_mask(data.samples, state.selection)
+    except FascoreError as err:
+        st.warning(str(err))
+        return shown, None
+    return shown, chosen
+
+
+def _grid(data, images, rows) -> int | None:
+    n = len(rows)
+    if n == 0:
+        ui.empty_state("The selection holds no sample: draw a box or lasso over points, or clear "
+                       "the filters.")  # fmt: skip
+        return None
+    if n > view.MAX_SELECTED:
+        st.warning(f"{n:,} samples selected: more than {view.MAX_SELECTED:,} cannot be listed. "
+                   "Narrow it with a smaller box or the filters.")  # fmt: skip
+        return None
+    st.caption(f"{n:,} samples selected; the {min(n, view.GRID_MAX)} worst shown first "
+               f"(wrong at the threshold, furthest on the wrong side).")  # fmt: skip
+    return view.grid(sel.worst_first(rows).head(view.GRID_MAX), images, data.models)
+
+
+def _over_training(run, rows) -> None:
+    st.subheader("Over training")
+    frames = ui.read_table(run, "epoch_projection")
+    fig = view.epoch_figure(frames, rows["sample"].to_numpy()) if frames is not None else None
+    if fig is None:
+        ui.empty_state("Select samples on a map to follow them across the per-epoch maps (only "
+                       "the subset the run tracked per epoch has them; per-epoch scores are not "
+                       "stored).")  # fmt: skip
+    else:
+        st.plotly_chart(fig, key="sh_epochs")
+
+
+def _where(run, data, state) -> sel.ViewState:
+    st.subheader("Where the shift lives")
+    model = st.radio("Embedding", data.models, horizontal=True, key="sh_rank_model")
+    st.dataframe(view.ranking(run, data, model), hide_index=True)
+    st.caption("Separation = linear MMD² of source vs target within each value (subjects "
+               "relabelled for the null; Bonferroni over attributes).")  # fmt: skip
+    judge = data.models[-1]
+    table = view.slices(run, data, judge)
+    st.markdown(f"**The {judge}'s error rate on the target test split per value** (click a row "
+                "to select its samples; 95 % CI resampling subjects)")  # fmt: skip
+    event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key="sh_slices")  # fmt: skip
+    rows = event.selection.rows if event else []
+    if rows:
+        r = table.iloc[rows[0]]
+        pick = sel.Selection("slice", slice=(str(r["attribute"]), str(r["value"])))
+        if sel.encode_selection(pick) != st.session_state.get("_sh_slice_seen"):
+            st.session_state["_sh_slice_seen"] = sel.encode_selection(pick)
+            return state.with_(selection=pick, inspect=None)
+    return state
+
+
+@ui.safe_page
+def shift_page() -> None:
+    st.title("Shift debugger")
+    done = ui.runs_table().query("state == 'done'")["run"].tolist()
+    if not done:
+        ui.empty_state(
+            "The Shift debugger needs a finished run. Build the demo on the Overview page."
+        )
+        return
+    run = ui.run_picker("Run (a student shows its teacher beside it)", "sh_run", runs=done)
+    state, problems = sel.from_params(st.query_params.to_dict())
+    if problems:
+        st.warning("This link is partly unreadable: " + "; ".join(problems) + ".")
+    data = view.shift_data(run, state.regime)
+    state = _controls(state, data)
+    st.caption("Thresholds: " + budget_line(data))
+    shown, chosen = _selected(data, state)
+    if st.button("Clear selection", disabled=state.selection is None):
+        state, chosen = state.with_(selection=None, inspect=None), None
+    maps = st.columns(len(data.models))
+    for col, model in zip(maps, data.models, strict=True):
+        with col:
+            picked = view.draw_map(data, model, state.color, shown, chosen)
+        if picked is not None:
+            state = state.with_(selection=picked, inspect=None)
+            st.query_params.from_dict(sel.to_params(state, run.id))
+            st.rerun()
+    images = view.thumbnails(run, data)
+    rows = data.samples[shown & (chosen if chosen is not None else np.zeros(len(shown), bool))]
+    if state.selection is not None and (pressed := _grid(data, images, rows)) is not None:
+        state = state.with_(inspect=pressed)
+    if state.inspect is not None:
+        view.inspector(run, data, images, state.inspect)
+    if state.selection is not None and st.button("Add this selection to the report as a case"):
+        cases.add_case(run, sel.to_params(state, run.id), rows["sample"].tolist())
+        st.success("Added: the report of this run now shows it as a case.")
+    _over_training(run, rows if state.selection is not None else rows.iloc[:0])
+    new = _where(run, data, state)
+    st.query_params.from_dict(sel.to_params(new, run.id))
+    if new != state:
+        st.rerun()
+
+
+shift_page()
