@@ -169,8 +169,9 @@ def grid(rows: pd.DataFrame, images: np.ndarray, models: list[str]) -> int | Non
     """Thumbnails of ``rows`` (already ordered, at most ``GRID_MAX``), each with a caption and an
     Inspect button; returns the sample id whose button was pressed."""
     pressed = None
-    cols = st.columns(GRID_COLUMNS)
     for i, (pos, row) in enumerate(rows.iterrows()):
+        if i % GRID_COLUMNS == 0:  # one row of columns at a time: reading order = worst first
+            cols = st.columns(GRID_COLUMNS)
         with cols[i % GRID_COLUMNS], st.container(key=f"thumb_{row['sample']}"):
             st.image(images[pos], width=THUMB)
             st.caption(caption(row, models))

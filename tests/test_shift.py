@@ -200,7 +200,10 @@ def test_a_student_run_joins_maps_scores_thresholds_and_manifest(fake_runs):
     teacher, student = fake_runs
     data = load_shift(student)
     s = data.samples
-    assert data.models == ["teacher", "student"] and len(s) == len(student.read_table("projection")) // 3
+    assert (
+        data.models == ["teacher", "student"]
+        and len(s) == len(student.read_table("projection")) // 3
+    )
     assert s[["tx", "ty", "sx", "sy", "teacher_score", "student_score"]].notna().all().all()
     final = student.read_json("final")
     name, record = regime_record(final, None)
