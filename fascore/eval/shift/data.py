@@ -159,8 +159,11 @@ def load_shift(run: Run, regime: str | None = None) -> ShiftData:
     for model in models:
         owner = scores[model]
         samples[f"{model}_score"] = samples["path"].map(_scores_by_path(owner))
-        rec = record if owner == run else matching_regime(owner.read_json("final"), kind)
-        thresholds[model] = role_thresholds(rec) if owner is not None else {}
+        if owner is None:  # a student run that names no teacher run: no teacher decisions
+            thresholds[model] = {}
+        else:
+            rec = record if owner == run else matching_regime(owner.read_json("final"), kind)
+            thresholds[model] = role_thresholds(rec)
         samples = _decisions(samples, model, thresholds[model])
     samples = pd.concat([samples, _manifest_columns(run, samples)], axis=1)
     has_subject = "subject" in samples and samples["subject"].astype(str).str.len().gt(0).all()
