@@ -100,29 +100,25 @@ def target_test(data: ShiftData) -> pd.DataFrame:
 
 
 # -- maps ----------------------------------------------------------------------------------------
-def map_figure(
-    data: ShiftData, model: str, color: str, shown: np.ndarray, chosen: np.ndarray | None
-) -> go.Figure:
-    """One WebGL map of ``model``: the ``shown`` rows (N,) bool coloured by ``color``, the
-    ``chosen`` rows drawn on top; ``customdata`` holds sample ids."""
+def map_figure(data: ShiftData, model: str, color: str, chosen: np.ndarray | None) -> go.Figure:
+    """One WebGL map of ``model``: every sample coloured by ``color``, the ``chosen`` rows (N,)
+    bool outlined on top (the others faded); ``customdata`` holds sample ids."""
     s, p = data.samples, model[0]
     fig = go.Figure()
     values = s[color].astype(str).to_numpy()
-    chosen_rows = np.zeros(len(s), bool) if chosen is None else chosen
-    for i, value in enumerate(pd.unique(values[shown])):
-        rows = np.flatnonzero(shown & (values == value))
+    x, y, ids = s[f"{p}x"].to_numpy(), s[f"{p}y"].to_numpy(), s["sample"].to_numpy()
+    for i, value in enumerate(pd.unique(values)):
+        rows = np.flatnonzero(values == value)
         fig.add_trace(go.Scattergl(
-            x=s[f"{p}x"].to_numpy()[rows], y=s[f"{p}y"].to_numpy()[rows], mode="markers",
-            name=value, customdata=s["sample"].to_numpy()[rows, None],
+            x=x[rows], y=y[rows], mode="markers", name=value, customdata=ids[rows, None],
             marker=dict(size=5, color=COLOR_PALETTE[i % len(COLOR_PALETTE)],
-                        opacity=0.25 if chosen is not None else 0.7),
+                        opacity=0.35 if chosen is not None else 0.7),
             hovertemplate="sample %{customdata[0]}<extra>" + value + "</extra>",
         ))  # fmt: skip
-    picked = np.flatnonzero(shown & chosen_rows)
+    picked = np.flatnonzero(chosen) if chosen is not None else []
     if len(picked):
         fig.add_trace(go.Scattergl(
-            x=s[f"{p}x"].to_numpy()[picked], y=s[f"{p}y"].to_numpy()[picked], mode="markers",
-            name="selected", customdata=s["sample"].to_numpy()[picked, None],
+            x=x[picked], y=y[picked], mode="markers", name="selected", customdata=ids[picked, None],
             marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color="black", width=1.5)),
             hovertemplate="sample %{customdata[0]} (selected)<extra></extra>",
         ))  # fmt: skip
@@ -133,11 +129,11 @@ def map_figure(
     return fig
 
 
-def draw_map(data: ShiftData, model: str, color: str, shown, chosen) -> sel.Selection | None:
+def draw_map(data: ShiftData, model: str, color: str, chosen) -> sel.Selection | None:
     """Draw one map; return a selection the user just made on it (None: nothing new)."""
     key = f"shift_map_{model}"
     event = st.plotly_chart(
-        map_figure(data, model, color, shown, chosen), key=key, on_select="rerun",
+        map_figure(data, model, color, chosen), key=key, on_select="rerun",
         selection_mode=("points", "box", "lasso"), config={"displaylogo": False},
     )  # fmt: skip
     picked = sel.from_plotly(dict(event.selection) if event else {}, model[0], data.samples)

@@ -39,7 +39,15 @@ def _controls(state: sel.ViewState, data) -> sel.ViewState:
     left, mid, right = st.columns([1, 1, 2])
     _synced("sh_regime", state.regime, data.regimes)
     regime = left.selectbox("Regime", data.regimes, key="sh_regime")
-    colours = ["domain", "label", "attack", "student_right", "teacher_right", *data.attributes]
+    colours = [
+        "domain",
+        "domain_label",
+        "label",
+        "attack",
+        "student_right",
+        "teacher_right",
+        *data.attributes,
+    ]
     colours = [c for c in dict.fromkeys(colours) if c in s]
     _synced("sh_color", state.color, colours)
     color = mid.selectbox("Colour by", colours, key="sh_color")
@@ -57,14 +65,12 @@ def _controls(state: sel.ViewState, data) -> sel.ViewState:
 
 
 def _selected(data, state: sel.ViewState):
-    """(rows passing the filters, rows in the selection or None); a bad selection is dropped."""
-    shown = sel.filter_mask(data.samples, state)
+    """The rows the view selects (None: none); a selection that cannot apply is dropped."""
     try:
-        chosen = sel.selection_mask(data.samples, state.selection)
+        return sel.selected_mask(data.samples, state)
     except FascoreError as err:
         st.warning(str(err))
-        return shown, None
-    return shown, chosen
+        return sel.selected_mask(data.samples, state.with_(selection=None))
 
 
 def _grid(data, images, rows) -> int | None:
@@ -132,27 +138,27 @@ def shift_page() -> None:
     data = view.shift_data(run, state.regime)
     state = _controls(state, data)
     st.caption("Thresholds: " + budget_line(data))
-    shown, chosen = _selected(data, state)
     if st.button("Clear selection", disabled=state.selection is None):
-        state, chosen = state.with_(selection=None, inspect=None), None
+        state = state.with_(selection=None, inspect=None)
+    chosen = _selected(data, state)
     maps = st.columns(len(data.models))
     for col, model in zip(maps, data.models, strict=True):
         with col:
-            picked = view.draw_map(data, model, state.color, shown, chosen)
+            picked = view.draw_map(data, model, state.color, chosen)
         if picked is not None:
             state = state.with_(selection=picked, inspect=None)
             st.query_params.from_dict(sel.to_params(state, run.id))
             st.rerun()
     images = view.thumbnails(run, data)
-    rows = data.samples[shown & (chosen if chosen is not None else np.zeros(len(shown), bool))]
-    if state.selection is not None and (pressed := _grid(data, images, rows)) is not None:
+    rows = data.samples[chosen if chosen is not None else np.zeros(len(data.samples), bool)]
+    if chosen is not None and (pressed := _grid(data, images, rows)) is not None:
         state = state.with_(inspect=pressed)
     if state.inspect is not None:
         view.inspector(run, data, images, state.inspect)
-    if state.selection is not None and st.button("Add this selection to the report as a case"):
+    if chosen is not None and st.button("Add this selection to the report as a case"):
         cases.add_case(run, sel.to_params(state, run.id), rows["sample"].tolist())
         st.success("Added: the report of this run now shows it as a case.")
-    _over_training(run, rows if state.selection is not None else rows.iloc[:0])
+    _over_training(run, rows)
     new = _where(run, data, state)
     st.query_params.from_dict(sel.to_params(new, run.id))
     if new != state:

@@ -95,6 +95,18 @@ def test_ids_and_slices_select_their_rows():
         sel.selection_mask(pts, sel.Selection("slice", slice=("lighting", "dark")))
 
 
+def test_the_view_selects_the_selection_within_the_filters_or_nothing():
+    pts = _points()
+    assert sel.selected_mask(pts, sel.ViewState()) is None
+    only_print = sel.ViewState(filters={"attack": ("print",)})
+    assert np.array_equal(sel.selected_mask(pts, only_print), (pts.attack == "print").to_numpy())
+    box = sel.Selection("box", "s", ((0.0, 0.0), (5.0, 5.0)))
+    both = sel.selected_mask(pts, only_print.with_(selection=box))
+    assert np.array_equal(
+        both, ((pts.attack == "print") & (pts.sx >= 0) & (pts.sy >= 0)).to_numpy()
+    )
+
+
 def test_a_plotly_box_event_becomes_a_box_and_clicks_become_ids():
     event = {"box": [{"x": [2.0, -1.0], "y": [0.5, 3.0]}], "points": []}
     assert sel.from_plotly(event, "s", None) == sel.Selection("box", "s", ((-1.0, 0.5), (2.0, 3.0)))

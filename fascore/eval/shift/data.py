@@ -168,6 +168,7 @@ def load_shift(run: Run, regime: str | None = None) -> ShiftData:
     samples = pd.concat([samples, _manifest_columns(run, samples)], axis=1)
     has_subject = "subject" in samples and samples["subject"].astype(str).str.len().gt(0).all()
     unit = samples["subject"] if has_subject else samples["video"]
+    samples["domain_label"] = samples["domain"].astype(str) + " " + samples["label"].astype(str)
     samples["unit"] = samples["domain"].astype(str) + "/" + unit.astype(str)
     emb = {m: _unit_rows(arrays[m].astype(np.float32)[keep]) for m in models}
     attrs = [c for c in samples.columns if _is_attribute(samples, c)]
@@ -178,7 +179,14 @@ def load_shift(run: Run, regime: str | None = None) -> ShiftData:
 def _is_attribute(samples: pd.DataFrame, column: str) -> bool:
     """A categorical column with 2 to ``MAX_LEVELS`` values that is not the domain itself, an
     id (path, video) or a derived column."""
-    if column in NOT_ATTRIBUTES or column in ("domain", "role", "unit", "video", "sample"):
+    if column in NOT_ATTRIBUTES or column in (
+        "domain",
+        "role",
+        "unit",
+        "video",
+        "sample",
+        "domain_label",
+    ):
         return False
     if column.endswith(("_right", "_threshold", "_score")) or column in ("tx", "ty", "sx", "sy"):
         return False

@@ -223,6 +223,16 @@ def selection_mask(samples: pd.DataFrame, sel: Selection | None) -> np.ndarray |
     return in_polygon(x, y, sel.points)
 
 
+def selected_mask(samples: pd.DataFrame, state: ViewState) -> np.ndarray | None:
+    """The samples the view selects: those inside the selection that pass the filters (the
+    filters alone when nothing is drawn); None when the view selects nothing at all."""
+    if state.selection is None and not state.err and not any(state.filters.values()):
+        return None
+    inside = selection_mask(samples, state.selection)
+    passing = filter_mask(samples, state)
+    return passing if inside is None else passing & inside
+
+
 def from_plotly(event: dict, where: str, samples: pd.DataFrame) -> Selection | None:
     """The selection of a plotly selection event (``st.plotly_chart(on_select=...)``): its box
     or lasso shape when it has one, else the clicked points' sample ids (``customdata``)."""
