@@ -203,7 +203,7 @@ def neighbour_strip(data: ShiftData, images: np.ndarray, pos: int, model: str) -
     cols = st.columns(len(near) or 1)
     for col, row in zip(cols, near.itertuples(), strict=False):
         col.image(images[at[row.sample]], width=72)
-        col.caption(f"{row.label}/{row.attack} · cos {row.similarity:.2f}")
+        col.caption(f"{row.label}/{row.attack} · cos {row.similarity:.3f}")
     lives = int((near["label"] == "live").sum())
     st.caption(f"{lives} of {len(near)} nearest source samples under the {model} are live.")
 
