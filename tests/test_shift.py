@@ -238,3 +238,25 @@ def test_a_run_without_analysis_is_one_readable_error(fake_runs, tmp_path):
     copy.file("embeddings").unlink()
     with pytest.raises(FascoreError, match="analysis on"):
         load_shift(copy)
+
+
+# -- cases in the report --------------------------------------------------------------------------
+def test_a_saved_case_becomes_a_report_section(tmp_path):
+    from fascore.share.cases import add_case, read_cases
+    from fascore.share.report import build_report
+
+    teacher, student = make_fake_store(tmp_path / "runs", n_students=1, weights=True)
+    assert read_cases(student) == []
+    samples = load_shift(student).samples
+    ids = samples.loc[samples["role"] == "target", "sample"].head(5).tolist()
+    params = sel.to_params(
+        sel.ViewState(selection=sel.Selection("ids", ids=tuple(ids))), student.id
+    )
+    case = add_case(student, params, ids)
+    assert read_cases(student) == [case] and case["n"] == 5
+    html = build_report([teacher, student])
+    assert "Cases from the Shift debugger" in html and "Case 1: 5 samples" in html
+    assert html.count('alt="sample ') == 5 and 'alt="student"' in html  # thumbnails, CAMs
+    assert "Where the shift lives" in html and "error per attribute value" in html
+    student.file("cases").write_text("{not json")
+    assert read_cases(student) == []
