@@ -25,7 +25,7 @@ from fascore.store.runs import Run
 
 GRID_MAX = 48  # thumbnails shown (worst first); the count of the rest is said
 GRID_COLUMNS = 8
-MAX_SELECTED = 20_000  # a larger selection is refused with a message (the grid shows its worst)
+MAX_SELECTED = 5_000  # a larger selection gets a warning (the grid still shows its worst)
 THUMB = 96
 COLOR_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                  "#17becf", "#bcbd22", "#7f7f7f"]  # fmt: skip

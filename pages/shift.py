@@ -80,9 +80,9 @@ def _grid(data, images, rows) -> int | None:
                        "the filters.")  # fmt: skip
         return None
     if n > view.MAX_SELECTED:
-        st.warning(f"{n:,} samples selected: more than {view.MAX_SELECTED:,} cannot be listed. "
-                   "Narrow it with a smaller box or the filters.")  # fmt: skip
-        return None
+        st.warning(f"{n:,} samples selected, more than the {view.MAX_SELECTED:,} worth looking "
+                   f"at one by one: the grid shows the {view.GRID_MAX} worst. Narrow it with a "
+                   "smaller box, a lasso or the filters.")  # fmt: skip
     st.caption(f"{n:,} samples selected; the {min(n, view.GRID_MAX)} worst shown first "
                f"(wrong at the threshold, furthest on the wrong side).")  # fmt: skip
     return view.grid(sel.worst_first(rows).head(view.GRID_MAX), images, data.models)
