@@ -99,6 +99,21 @@ def target_test(data: ShiftData) -> pd.DataFrame:
     return s[(s["role"] == "target") & (s["split"] == "test")]
 
 
+# -- the view state in widgets -------------------------------------------------------------------
+def synced(key: str, url_value, options: list) -> None:
+    """Set a widget's value from the link when the link changed since it was last synced (a new
+    URL, or a page opened from one); a value the options lack is dropped."""
+    if url_value != st.session_state.get(f"_{key}_synced"):
+        st.session_state[f"_{key}_synced"] = url_value
+        if url_value is not None:
+            st.session_state[key] = url_value
+    value = st.session_state.get(key)
+    if value is not None and not all(
+        v in options for v in (value if isinstance(value, list) else [value])
+    ):
+        del st.session_state[key]
+
+
 # -- maps ----------------------------------------------------------------------------------------
 def map_figure(data: ShiftData, model: str, color: str, chosen: np.ndarray | None) -> go.Figure:
     """One WebGL map of ``model``: every sample coloured by ``color``, the ``chosen`` rows (N,)
@@ -256,3 +271,17 @@ def epoch_figure(frames: pd.DataFrame, ids: np.ndarray, view: str = "student") -
         margin=dict(l=30, r=10, t=40, b=30),
     )
     return fig
+
+
+def over_training(run: Run, rows: pd.DataFrame) -> None:
+    """The selected samples' trajectories across the run's per-epoch maps."""
+    st.subheader("Over training")
+    frames = ui.read_table(run, "epoch_projection")
+    fig = epoch_figure(frames, rows["sample"].to_numpy()) if frames is not None else None
+    if fig is None:
+        ui.empty_state(
+            "Select samples on a map to follow them across the per-epoch maps (only the subset "
+            "the run tracked per epoch has them; per-epoch scores are not stored)."
+        )
+    else:
+        st.plotly_chart(fig, key="sh_epochs")

@@ -19,25 +19,11 @@ from fascore.share import cases
 EMPTY = "(all)"
 
 
-def _synced(key: str, url_value, options: list):
-    """A widget's value from the link when the link changed since it was last synced."""
-    if url_value != st.session_state.get(f"_{key}_synced"):
-        st.session_state[f"_{key}_synced"] = url_value
-        if url_value is not None:
-            st.session_state[key] = url_value
-    if key in st.session_state and not _valid(st.session_state[key], options):
-        del st.session_state[key]
-
-
-def _valid(value, options: list) -> bool:
-    return all(v in options for v in value) if isinstance(value, list) else value in options
-
-
 def _controls(state: sel.ViewState, data) -> sel.ViewState:
     """Regime, colour, filters and the error filter, each initialised from the link."""
     s = data.samples
     left, mid, right = st.columns([1, 1, 2])
-    _synced("sh_regime", state.regime, data.regimes)
+    view.synced("sh_regime", state.regime, data.regimes)
     regime = left.selectbox("Regime", data.regimes, key="sh_regime")
     colours = [
         "domain",
@@ -49,16 +35,16 @@ def _controls(state: sel.ViewState, data) -> sel.ViewState:
         *data.attributes,
     ]
     colours = [c for c in dict.fromkeys(colours) if c in s]
-    _synced("sh_color", state.color, colours)
+    view.synced("sh_color", state.color, colours)
     color = mid.selectbox("Colour by", colours, key="sh_color")
     errs = [EMPTY, *sel.ERROR_FILTERS]
-    _synced("sh_err", state.err, errs)
+    view.synced("sh_err", state.err, errs)
     err = right.radio("Show", errs, key="sh_err", horizontal=True,
                       format_func=lambda k: sel.ERROR_FILTERS.get(k, "all samples"))  # fmt: skip
     filters = {}
     for col, name in zip(st.columns(len(sel.FILTERS)), sel.FILTERS, strict=True):
         options = sorted(s[name].astype(str).unique())
-        _synced(f"sh_f_{name}", list(state.filters.get(name, ())) or None, options)
+        view.synced(f"sh_f_{name}", list(state.filters.get(name, ())) or None, options)
         filters[name] = tuple(col.multiselect(name, options, key=f"sh_f_{name}"))
     return state.with_(regime=regime, color=color, err=None if err == EMPTY else err,
                        filters={k: v for k, v in filters.items() if v})  # fmt: skip
@@ -86,18 +72,6 @@ def _grid(data, images, rows) -> int | None:
     st.caption(f"{n:,} samples selected; the {min(n, view.GRID_MAX)} worst shown first "
                f"(wrong at the threshold, furthest on the wrong side).")  # fmt: skip
     return view.grid(sel.worst_first(rows).head(view.GRID_MAX), images, data.models)
-
-
-def _over_training(run, rows) -> None:
-    st.subheader("Over training")
-    frames = ui.read_table(run, "epoch_projection")
-    fig = view.epoch_figure(frames, rows["sample"].to_numpy()) if frames is not None else None
-    if fig is None:
-        ui.empty_state("Select samples on a map to follow them across the per-epoch maps (only "
-                       "the subset the run tracked per epoch has them; per-epoch scores are not "
-                       "stored).")  # fmt: skip
-    else:
-        st.plotly_chart(fig, key="sh_epochs")
 
 
 def _where(run, data, state) -> sel.ViewState:
@@ -158,7 +132,7 @@ def shift_page() -> None:
     if chosen is not None and st.button("Add this selection to the report as a case"):
         cases.add_case(run, sel.to_params(state, run.id), rows["sample"].tolist())
         st.success("Added: the report of this run now shows it as a case.")
-    _over_training(run, rows)
+    view.over_training(run, rows)
     new = _where(run, data, state)
     st.query_params.from_dict(sel.to_params(new, run.id))
     if new != state:
