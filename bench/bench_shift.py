@@ -120,7 +120,7 @@ def report(points: int, r: dict) -> str:
         f"{max(r['grid']):.3f} | < {GRID_TARGET_S:.0f} s | {'yes' if ok_grid else 'NO'} |\n"
         f"| inspector, first (loads the models) | {r['inspect_first']:.2f} | | | | |\n"
         f"| inspector (new sample, warm: frame, 2 Grad-CAMs, 2 x 5 neighbours among "
-        f"{points // 2:,} source samples) | {med(r['inspect']):.3f} | {min(r['inspect']):.3f} | "
+        f"the source training samples) | {med(r['inspect']):.3f} | {min(r['inspect']):.3f} | "
         f"{max(r['inspect']):.3f} | < {INSPECT_TARGET_S:.0f} s | {'yes' if ok_insp else 'NO'} |\n"
     )
 

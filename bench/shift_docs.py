@@ -55,7 +55,9 @@ def run_rows(store) -> pd.DataFrame:
     """One row per student run: its misses per attack, neighbours and top shift attribute."""
     from fascore.eval.shift.data import load_shift
     from fascore.eval.shift.neighbours import alignment_summary
+    from fascore.eval.shift.reference import build_reference
     from fascore.eval.shift.slices import error_slices, shift_ranking
+    from fascore.train.checkpoint import load_models
 
     rows = []
     for run in store:
@@ -67,7 +69,9 @@ def run_rows(store) -> pd.DataFrame:
         target = s[(s["role"] == "target") & (s["split"] == "test")]
         wrong = ~target["student_right"].astype(bool).to_numpy()
         sl = error_slices(target, wrong, ["attack"]).set_index("value")
-        near = alignment_summary(s, {"student": data.embeddings["student"]})
+        ref = build_reference(run, {"student": load_models(run)["student"]})
+        near = alignment_summary(s, {"student": data.embeddings["student"]}, ref.samples,
+                                 ref.embeddings)  # fmt: skip
         col = [c for c in near.columns if c.startswith("live share")][0]
         pick = near.set_index(["target label", "decision"])[col]
         row = {"method": cfg["method"], "shots": cfg.get("shots"), "run": run.id,
@@ -157,7 +161,11 @@ def screenshots(store: Path, run_id: str, port: int) -> list[str]:
             heading = page.get_by_role("heading", name=re.compile(r"^Sample \d+"))
             names.append(_save(page, "inspector", heading))
             names.append(
-                _save(page, "neighbours", "Nearest source samples under the teacher's embedding")
+                _save(
+                    page,
+                    "neighbours",
+                    "Nearest source training samples under the teacher's embedding",
+                )
             )
             names.append(_save(page, "where", "Where the shift lives"))
             browser.close()
@@ -190,7 +198,7 @@ def main() -> None:
         f"Written by `{command}` on {time.strftime('%Y-%m-%d')} from the store's "
         f"{len(table)} student runs. Target test split, few-shot regime (threshold from the source "
         "dev split, the label budget as on the page); rates per image with 95 % CIs resampling "
-        "subjects; neighbours: the 5 most similar source samples under the student's "
+        "subjects; neighbours: the 5 most similar source training samples under the student's "
         "embedding.\n\n" + markdown(table.drop(columns="run")) + "\n\n"
         f"Attributes confounded with the domain (every value on one side only): "
         f"{confounded(store)}.\n\nScreenshots ({args.run}): " + ", ".join(f"`{n}`" for n in shots)

@@ -211,16 +211,49 @@ def cams(run: Run, path: str) -> gradcam.Panel:
     return _cams(str(run.path), ui.weights_stamp(run), path)
 
 
-def neighbour_strip(data: ShiftData, images: np.ndarray, pos: int, model: str) -> None:
-    """The k nearest source samples of row ``pos`` under ``model``, as captioned thumbnails."""
-    near = neighbours(data.samples, {model: data.embeddings[model]}, pos)
-    at = dict(zip(data.samples["sample"], range(len(data.samples)), strict=True))
+@st.cache_resource(max_entries=2, show_spinner="Embedding the source training samples (once)…")
+def _reference(run_path: str, stamp: tuple):
+    from fascore.eval.shift.reference import build_reference  # start-up cost: torch (~4 s)
+
+    models, lock = _models(run_path, stamp)
+    with lock:
+        return build_reference(Run(Path(run_path)), models, Path(run_path).parent / ".cache")
+
+
+def reference(run: Run):
+    """The run's source training samples embedded by its models (``Reference``), cached per
+    weights version."""
+    return _reference(str(run.path), ui.weights_stamp(run))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _query(run_path: str, stamp: tuple, path: str, _image: np.ndarray) -> dict[str, np.ndarray]:
+    from fascore.eval.shift.reference import embed_images  # start-up cost: torch (~4 s)
+
+    models, lock = _models(run_path, stamp)
+    with lock:
+        return {m: z[0] for m, z in embed_images(models, _image[None]).items()}
+
+
+def query(run: Run, path: str, image: np.ndarray) -> dict[str, np.ndarray]:
+    """One sample's embedding by each of the run's models (the weights the reference used)."""
+    return _query(str(run.path), ui.weights_stamp(run), path, image)
+
+
+def neighbour_strip(ref, z: dict[str, np.ndarray], model: str) -> None:
+    """The k nearest source training samples of row ``pos`` under ``model``, as thumbnails."""
+    if model not in ref.embeddings:
+        st.caption(f"This run has no {model} model to embed the source training samples with.")
+        return
+    near = neighbours(ref.samples, ref.embeddings, {model: z[model]})
     cols = st.columns(len(near) or 1)
     for col, row in zip(cols, near.itertuples(), strict=False):
-        col.image(images[at[row.sample]], width=72)
+        col.image(ref.images[row.row], width=72)
         col.caption(f"{row.label}/{row.attack} · cos {row.similarity:.3f}")
     lives = int((near["label"] == "live").sum())
-    st.caption(f"{lives} of {len(near)} nearest source samples under the {model} are live.")
+    st.caption(
+        f"{lives} of {len(near)} nearest source training samples under the {model} are live."
+    )
 
 
 def inspector(run: Run, data: ShiftData, images: np.ndarray, sample: int) -> None:
@@ -245,9 +278,10 @@ def inspector(run: Run, data: ShiftData, images: np.ndarray, sample: int) -> Non
     } for m in data.models])  # fmt: skip
     st.dataframe(table, hide_index=True)
     st.caption(f"Thresholds of the {data.regime} regime; spoof iff P(spoof) ≥ threshold.")
+    ref, z = reference(run), query(run, str(row["path"]), images[pos])
     for model in data.models:
-        st.markdown(f"**Nearest source samples under the {model}'s embedding**")
-        neighbour_strip(data, images, pos, model)
+        st.markdown(f"**Nearest source training samples under the {model}'s embedding**")
+        neighbour_strip(ref, z, model)
 
 
 def epoch_figure(frames: pd.DataFrame, ids: np.ndarray, view: str = "student") -> go.Figure | None:

@@ -10,7 +10,7 @@ import pytest
 from fascore.errors import FascoreError
 from fascore.eval.shift import selection as sel
 from fascore.eval.shift.data import load_shift, regime_record
-from fascore.eval.shift.neighbours import live_neighbour_share, neighbours
+from fascore.eval.shift.neighbours import live_share, nearest, neighbours
 from fascore.eval.shift.slices import error_slices, shift_ranking
 from tests.fakes import make_fake_store
 
@@ -188,18 +188,38 @@ def test_error_slices_flag_the_planted_slice_and_not_the_null():
 
 
 # -- neighbours -----------------------------------------------------------------------------------
-def test_neighbours_are_the_most_similar_source_samples():
-    samples = pd.DataFrame({
-        "sample": [10, 11, 12, 13], "role": ["source", "source", "source", "target"],
-        "label": ["live", "spoof", "live", "spoof"], "attack": ["none", "print", "none", "print"],
-        "domain": ["a", "a", "a", "b"], "path": list("pqrs"),
+def test_neighbours_are_the_most_similar_reference_samples():
+    ref = pd.DataFrame({
+        "label": ["live", "spoof", "live"], "attack": ["none", "print", "none"],
+        "domain": ["a", "a", "a"], "path": list("pqr"),
     })  # fmt: skip
-    z = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], dtype=float)
-    near = neighbours(samples, {"student": z}, row=3, k=2)
-    assert near["sample"].tolist() == [12, 10]
+    ref_z = np.array([[1, 0], [0, 1], [0.6, 0.8]], dtype=float)
+    query = np.array([0.8, 0.6])
+    near = neighbours(ref, {"student": ref_z}, {"student": query}, k=2)
+    assert near["row"].tolist() == [2, 0] and near["label"].tolist() == ["live", "live"]
     assert near["similarity"].tolist() == pytest.approx([0.96, 0.8])
-    assert live_neighbour_share(samples, z, np.array([3]), k=2).tolist() == [1.0]
-    assert 0 not in neighbours(samples, {"s": z}, row=0, k=3)["sample"].tolist()  # never itself
+    idx, sim = nearest(np.array([[0.0, 1.0], [1.0, 0.0]]), ref_z, k=3, chunk=1)
+    assert idx.tolist() == [[1, 2, 0], [0, 2, 1]] and sim[:, 0].tolist() == [1.0, 1.0]
+    shares = live_share(ref["label"].to_numpy(), ref_z, np.array([query, [0.0, 1.0]]), k=2)
+    assert shares.tolist() == [1.0, 0.5]
+
+
+def test_the_reference_is_the_source_training_split_embedded_by_the_models(fake_runs):
+    from fascore.eval.shift.reference import build_reference, source_train
+    from fascore.train.models import create_model
+
+    student = fake_runs[1]
+    rows = source_train(student)
+    cfg = student.config()
+    manifest = pd.read_csv(cfg["data"][0])
+    expected = manifest[(manifest["domain"] == "studio") & (manifest["split"] == "train")]
+    assert len(rows) == len(expected) and set(rows["domain"]) == {"studio"}
+    assert len(source_train(student, most=4)) <= 4 + 2  # whole videos (2 frames each)
+    model = create_model(cfg["model"], input_size=cfg["image_size"])
+    ref = build_reference(student, {"student": model})
+    z = ref.embeddings["student"]
+    assert z.shape[0] == len(rows) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-3)
+    assert ref.images.shape[0] == len(rows) and ref.images.shape[-1] == 3
 
 
 # -- one run's table ------------------------------------------------------------------------------

@@ -156,10 +156,10 @@ def test_a_box_on_the_student_map_is_the_grid_the_url_and_the_inspector(server, 
     page.locator(f".st-key-thumb_{grid[0]}").get_by_role("button", name="Inspect").click()
     page.wait_for_url(re.compile(rf".*inspect={grid[0]}.*"), timeout=30_000)
     _settle(page)
-    page.get_by_text("Nearest source samples under the student's embedding").wait_for()
+    page.get_by_text("Nearest source training samples under the student's embedding").wait_for()
     body = page.inner_text("body")
     assert "teacher Grad-CAM" in body and "student Grad-CAM" in body
-    assert "Nearest source samples under the teacher's embedding" in body
+    assert "Nearest source training samples under the teacher's embedding" in body
     page.close()
 
 

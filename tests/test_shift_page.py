@@ -68,6 +68,9 @@ def test_the_inspector_and_a_saved_case(student):
     assert any("teacher Grad-CAM" in c for c in captions)
     assert any("student Grad-CAM" in c for c in captions)
     assert at.query_params["inspect"] == str(first)
+    said = " ".join(str(c.value) for c in at.caption)
+    for model in ("teacher", "student"):
+        assert f"of 5 nearest source training samples under the {model} are live" in said
     before = len(read_cases(student))
     next(b for b in at.button if b.label.startswith("Add this selection")).click().run()
     cases = read_cases(student)
