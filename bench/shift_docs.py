@@ -167,6 +167,7 @@ def screenshots(store: Path, run_id: str, port: int) -> list[str]:
                     "Nearest source training samples under the teacher's embedding",
                 )
             )
+            names.append(_save(page, "training", "Over training"))
             names.append(_save(page, "where", "Where the shift lives"))
             browser.close()
     finally:

@@ -285,25 +285,30 @@ def inspector(run: Run, data: ShiftData, images: np.ndarray, sample: int) -> Non
 
 
 def epoch_figure(frames: pd.DataFrame, ids: np.ndarray, view: str = "student") -> go.Figure | None:
-    """Trajectories of the selected samples across the per-epoch maps of ``view`` (the run's
-    tracked subset only), over all points of the last epoch in grey; None when none is tracked."""
+    """Small multiples of the per-epoch maps of ``view`` (the run's tracked subset, one joint
+    fit, so positions compare across panels): every tracked sample in grey, the selected ones
+    in red; None when none of them is tracked."""
+    from plotly.subplots import make_subplots  # only this figure needs it
+
     part = frames[frames["view"] == view]
-    mine = part[part["sample"].isin(ids)]
-    if mine.empty:
+    if not part["sample"].isin(ids).any():
         return None
-    last = part[part["epoch"] == part["epoch"].max()]
-    fig = go.Figure(go.Scattergl(x=last["x"], y=last["y"], mode="markers", name="all (last epoch)",
-                                 marker=dict(color="#ccc", size=4), hoverinfo="skip"))  # fmt: skip
-    for sample, g in list(mine.sort_values("epoch").groupby("sample"))[:50]:
-        fig.add_trace(go.Scatter(x=g["x"], y=g["y"], mode="lines+markers", showlegend=False,
-                                 text=g["epoch"], hovertemplate=f"sample {sample} epoch %{{text}}",
-                                 marker=dict(size=[4] * (len(g) - 1) + [9])))  # fmt: skip
-    fig.update_layout(
-        title=f"selected samples across epochs ('{view}' view; big dot = last)",
-        template="plotly_white",
-        height=420,
-        margin=dict(l=30, r=10, t=40, b=30),
-    )
+    epochs = sorted(part["epoch"].unique())
+    cols = min(4, len(epochs))
+    rows = -(-len(epochs) // cols)
+    fig = make_subplots(rows, cols, subplot_titles=[f"epoch {e}" for e in epochs],
+                        shared_xaxes=True, shared_yaxes=True,
+                        horizontal_spacing=0.02, vertical_spacing=0.08)  # fmt: skip
+    for i, epoch in enumerate(epochs):
+        at = part[part["epoch"] == epoch]
+        mine = at["sample"].isin(ids).to_numpy()
+        for mask, color, size in ((~mine, "#ccc", 3), (mine, "#d62728", 5)):
+            fig.add_trace(go.Scattergl(x=at["x"][mask], y=at["y"][mask], mode="markers",
+                                       marker=dict(color=color, size=size), showlegend=False,
+                                       hoverinfo="skip"), i // cols + 1, i % cols + 1)  # fmt: skip
+    fig.update_layout(title=f"selected samples (red) on the per-epoch '{view}' maps",
+                      template="plotly_white", height=260 * rows,
+                      margin=dict(l=30, r=10, t=60, b=30))  # fmt: skip
     return fig
 
 
