@@ -94,6 +94,13 @@ def _settle(page) -> None:
     assert "Traceback" not in page.inner_text("body")
 
 
+#: per map, the sample ids of its "selected" (outlined) trace
+OUTLINED = """() => [...document.querySelectorAll('.js-plotly-plot')].slice(0, 2).map(g => {
+    const t = g._fullData.find((t) => t.name === 'selected');
+    return t ? Array.from(t.customdata, (c) => Number(c[0])) : [];
+})"""
+
+
 def _grid(page) -> list[int]:
     """Sample ids of the grid's thumbnails, in order."""
     classes = page.locator("[class*='st-key-thumb_']").evaluate_all(
@@ -145,6 +152,8 @@ def test_a_box_on_the_student_map_is_the_grid_the_url_and_the_inspector(server, 
     assert 0 < len(inside) < len(samples)
     grid = _grid(page)
     assert grid == _expected(student, page.url)
+    outlined = page.evaluate(OUTLINED)  # the same samples outlined on both maps
+    assert sorted(outlined[0]) == sorted(outlined[1]) == sorted(inside["sample"].tolist())
     if len(inside) <= GRID_MAX:
         assert set(grid) == set(inside["sample"])
     else:
