@@ -50,6 +50,16 @@ def _controls(state: sel.ViewState, data) -> sel.ViewState:
                        filters={k: v for k, v in filters.items() if v})  # fmt: skip
 
 
+def _write_link(state: sel.ViewState, run_id: str) -> None:
+    """Put the view in the URL and remember what each widget's link now says, so the next run
+    tells a new link (restore it) from the user's own change (keep it)."""
+    st.query_params.from_dict(sel.to_params(state, run_id))
+    linked = {"sh_regime": state.regime, "sh_color": state.color, "sh_err": state.err}
+    linked.update({f"sh_f_{k}": list(state.filters.get(k, ())) or None for k in sel.FILTERS})
+    for key, value in linked.items():
+        st.session_state[f"_{key}_synced"] = value
+
+
 def _selected(data, state: sel.ViewState):
     """The rows the view selects (None: none); a selection that cannot apply is dropped."""
     try:
@@ -111,6 +121,8 @@ def shift_page() -> None:
         st.warning("This link is partly unreadable: " + "; ".join(problems) + ".")
     data = view.shift_data(run, state.regime)
     state = _controls(state, data)
+    if state.regime != data.regime:  # the regime was just changed: judge under the new one
+        data = view.shift_data(run, state.regime)
     st.caption("Thresholds: " + budget_line(data))
     if st.button("Clear selection", disabled=state.selection is None):
         state = state.with_(selection=None, inspect=None)
@@ -120,21 +132,24 @@ def shift_page() -> None:
         with col:
             picked = view.draw_map(data, model, state.color, chosen)
         if picked is not None:
-            state = state.with_(selection=picked, inspect=None)
-            st.query_params.from_dict(sel.to_params(state, run.id))
+            _write_link(state.with_(selection=picked, inspect=None), run.id)
             st.rerun()
     images = view.thumbnails(run, data)
     rows = data.samples[chosen if chosen is not None else np.zeros(len(data.samples), bool)]
     if chosen is not None and (pressed := _grid(data, images, rows)) is not None:
         state = state.with_(inspect=pressed)
     if state.inspect is not None:
-        view.inspector(run, data, images, state.inspect)
+        try:
+            view.inspector(run, data, images, state.inspect)
+        except FascoreError as err:
+            st.warning(str(err))
+            state = state.with_(inspect=None)
     if chosen is not None and st.button("Add this selection to the report as a case"):
         cases.add_case(run, sel.to_params(state, run.id), rows["sample"].tolist())
         st.success("Added: the report of this run now shows it as a case.")
     view.over_training(run, rows)
     new = _where(run, data, state)
-    st.query_params.from_dict(sel.to_params(new, run.id))
+    _write_link(new, run.id)
     if new != state:
         st.rerun()
 

@@ -48,6 +48,18 @@ def student(store, monkeypatch) -> Run:
     return next(Run(p) for p in store.iterdir() if p.name.startswith("distill"))
 
 
+def test_changing_the_regime_judges_at_its_thresholds(student):
+    at = _page(run=student.id, sel="slice:attack=print")
+    regimes = at.selectbox(key="sh_regime").options
+    assert len(regimes) == 2
+    at.selectbox(key="sh_regime").set_value(regimes[1]).run()
+    data = load_shift(student, regimes[1])
+    assert at.query_params["regime"] == regimes[1]
+    assert f"Thresholds: {regimes[1]}" in " ".join(str(c.value) for c in at.caption)
+    expected = sel.worst_first(data.samples[data.samples["attack"] == "print"])
+    assert _grid(at) == expected["sample"].head(48).tolist()
+
+
 def test_a_link_with_a_lasso_shows_its_samples_worst_first(student):
     lasso = "lasso:t:-10,-10;10,-10;10,10;-10,10"
     at = _page(run=student.id, sel=lasso, err="student_wrong")
@@ -81,6 +93,9 @@ def test_a_garbage_link_and_an_empty_store_get_one_message(student, tmp_path, mo
     at = _page(run=student.id, sel="box:s:nan", inspect="'; drop")
     warnings = [str(w.value) for w in at.warning]
     assert len(warnings) == 1 and "partly unreadable" in warnings[0]
+    at = _page(run=student.id, inspect="987654")
+    assert "is not on this run's maps" in " ".join(str(w.value) for w in at.warning)
+    assert "inspect" not in at.query_params  # the link drops what it cannot show
     monkeypatch.setenv("FASCORE_RUNS_DIR", str(tmp_path / "empty"))
     at = _page()
     assert "needs a finished run" in " ".join(str(i.value) for i in at.info)
