@@ -6,6 +6,7 @@ view state is ``fascore.eval.shift.selection.ViewState``, read from and written 
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -50,10 +51,11 @@ def shift_data(run: Run, regime: str | None) -> ShiftData:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Decoding the run's thumbnails (once)…")
-def _thumbs(paths: tuple[str, ...], size: int, cache: str) -> np.ndarray:
+def _thumbs(paths: tuple[str, ...], size: int, cache: str | None) -> np.ndarray:
     from fascore.data.images import load_images  # start-up cost: torch (~4 s)
 
-    images = load_images(pd.DataFrame({"path": list(paths)}), size, Path(cache), log=lambda _: None)
+    frame = pd.DataFrame({"path": list(paths)})
+    images = load_images(frame, size, Path(cache) if cache else None, log=lambda _: None)
     bad = np.flatnonzero(~images.ok.numpy())
     if len(bad):
         raise FascoreError(
@@ -64,12 +66,21 @@ def _thumbs(paths: tuple[str, ...], size: int, cache: str) -> np.ndarray:
     return images.images.numpy().transpose(0, 2, 3, 1)  # (N, H, W, 3), memory-mapped
 
 
+def image_cache(run: Run) -> str | None:
+    """The run store's decoded-image cache folder, or None where the store is read-only (a
+    shared dashboard): images are then decoded in memory, once per server."""
+    folder = run.path.parent / ".cache"
+    return (
+        str(folder) if os.access(folder if folder.exists() else run.path.parent, os.W_OK) else None
+    )
+
+
 def thumbnails(run: Run, data: ShiftData) -> np.ndarray:
     """uint8 (N, H, W, 3) of every sample on the maps, from the decoded-image cache of the run
     store (``fascore.data.images``): decoded once, then memory-mapped."""
     size = int(run.config().get("image_size") or 64)
     paths = tuple(data.samples["path"].astype(str))
-    return _thumbs(paths, size, str(run.path.parent / ".cache"))
+    return _thumbs(paths, size, image_cache(run))
 
 
 @st.cache_data(max_entries=8, show_spinner="Ranking attributes (permutation test)…")
@@ -217,7 +228,9 @@ def _reference(run_path: str, stamp: tuple):
 
     models, lock = _models(run_path, stamp)
     with lock:
-        return build_reference(Run(Path(run_path)), models, Path(run_path).parent / ".cache")
+        run = Run(Path(run_path))
+        cache = image_cache(run)
+        return build_reference(run, models, Path(cache) if cache else None)
 
 
 def reference(run: Run):

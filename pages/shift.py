@@ -144,7 +144,8 @@ def shift_page() -> None:
         except FascoreError as err:
             st.warning(str(err))
             state = state.with_(inspect=None)
-    if chosen is not None and st.button("Add this selection to the report as a case"):
+    can_save = chosen is not None and not ui.share_mode()  # a shared dashboard writes nothing
+    if can_save and st.button("Add this selection to the report as a case"):
         cases.add_case(run, sel.to_params(state, run.id), rows["sample"].tolist())
         st.success("Added: the report of this run now shows it as a case.")
     view.over_training(run, rows)

@@ -111,3 +111,9 @@ def test_a_huge_selection_gets_one_warning_and_still_its_worst(student, monkeypa
     assert len(_grid(at)) == min(48, len(load_shift(student).samples))
     at = _page(run=student.id, sel="box:s:1e6,2e6,1e6,2e6")
     assert "holds no sample" in " ".join(str(i.value) for i in at.info) and not _grid(at)
+
+
+def test_a_shared_dashboard_saves_no_case(student, monkeypatch):
+    monkeypatch.setenv("FASCORE_SHARE", "1")
+    at = _page(run=student.id, sel="slice:attack=print")
+    assert _grid(at) and not [b for b in at.button if b.label.startswith("Add this selection")]
