@@ -172,6 +172,29 @@ def test_a_box_on_the_student_map_is_the_grid_the_url_and_the_inspector(server, 
     page.close()
 
 
+def test_clicking_an_error_slice_selects_its_samples(server, browser):
+    from fascore.eval.shift.slices import error_slices
+
+    url, runs, _ = server
+    student = runs[1]
+    page = _open(browser, f"{url}/shift?run={student.id}")
+    table = page.locator(".st-key-sh_slices [data-testid='stDataFrame']").first
+    table.evaluate("e => e.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(300)
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # the first row's selection cell
+    page.wait_for_url(re.compile(r".*sel=slice.*"), timeout=30_000)
+    _settle(page)
+    data = load_shift(student)
+    s = data.samples
+    target = s[(s["role"] == "target") & (s["split"] == "test")]
+    first = error_slices(target, ~target["student_right"].astype(bool).to_numpy(), data.attributes)
+    want = sel.Selection("slice", slice=(first.iloc[0]["attribute"], first.iloc[0]["value"]))
+    assert parse_qs(urlparse(page.url).query)["sel"] == [sel.encode_selection(want)]
+    assert _grid(page) == _expected(student, page.url) and _grid(page)
+    page.close()
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
