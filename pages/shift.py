@@ -17,6 +17,7 @@ from fascore.eval.shift.data import budget_line
 from fascore.share import cases
 
 EMPTY = "(all)"
+COLOURS = ("domain", "domain_label", "label", "attack", "student_right", "teacher_right")
 
 
 def _controls(state: sel.ViewState, data) -> sel.ViewState:
@@ -25,15 +26,7 @@ def _controls(state: sel.ViewState, data) -> sel.ViewState:
     left, mid, right = st.columns([1, 1, 2])
     view.synced("sh_regime", state.regime, data.regimes)
     regime = left.selectbox("Regime", data.regimes, key="sh_regime")
-    colours = [
-        "domain",
-        "domain_label",
-        "label",
-        "attack",
-        "student_right",
-        "teacher_right",
-        *data.attributes,
-    ]
+    colours = [*COLOURS, *data.attributes]
     colours = [c for c in dict.fromkeys(colours) if c in s]
     view.synced("sh_color", state.color, colours)
     color = mid.selectbox("Colour by", colours, key="sh_color")
