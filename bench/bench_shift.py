@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -133,7 +134,10 @@ def main() -> None:
     args = parser.parse_args()
     root, run_id = build(args.points)
     os.environ["FASCORE_RUNS_DIR"] = str(root)
-    body = report(args.points, measure(run_id, args.repeats))
+    try:
+        body = report(args.points, measure(run_id, args.repeats))
+    finally:
+        shutil.rmtree(root.parent, ignore_errors=True)  # its image cache alone is ~250 MB
     print(body)
     if not args.no_write:
         from bench._report import write_section

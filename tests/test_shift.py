@@ -9,7 +9,7 @@ import pytest
 
 from fascore.errors import FascoreError
 from fascore.eval.shift import selection as sel
-from fascore.eval.shift.data import load_shift, regime_record
+from fascore.eval.shift.data import budget_line, load_shift, regime_record
 from fascore.eval.shift.neighbours import live_share, nearest, neighbours
 from fascore.eval.shift.slices import error_slices, shift_ranking
 from tests.fakes import make_fake_store
@@ -248,6 +248,7 @@ def test_a_student_run_joins_maps_scores_thresholds_and_manifest(fake_runs):
     assert (s["student_right"].astype(bool) == right).all()
     assert "subject" in s and s["unit"].str.contains("-s").all()  # subjects are the unit
     assert "attack" in data.attributes and "domain" not in data.attributes
+    assert "threshold from source dev" in budget_line(data)  # the regime's rule, beside its budget
 
 
 def test_a_run_without_analysis_is_one_readable_error(fake_runs, tmp_path):

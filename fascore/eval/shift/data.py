@@ -47,6 +47,7 @@ class ShiftData:
     regimes: list[str]
     thresholds: dict[str, dict[str, float]]
     budget: dict = field(default_factory=dict)
+    threshold_from: str = ""
     attributes: list[str] = field(default_factory=list)
 
 
@@ -172,8 +173,11 @@ def load_shift(run: Run, regime: str | None = None) -> ShiftData:
     samples["unit"] = samples["domain"].astype(str) + "/" + unit.astype(str)
     emb = {m: _unit_rows(arrays[m].astype(np.float32)[keep]) for m in models}
     attrs = [c for c in samples.columns if _is_attribute(samples, c)]
-    return ShiftData(run.id, samples, emb, models, name, list((final or {}).get("regimes") or [name]),
-                     thresholds, record.get("label_budget") or {}, attrs)  # fmt: skip
+    return ShiftData(
+        run.id, samples, emb, models, name, list((final or {}).get("regimes") or [name]),
+        thresholds, budget=record.get("label_budget") or {},
+        threshold_from=str(record.get("threshold_from") or ""), attributes=attrs,
+    )  # fmt: skip
 
 
 def _is_attribute(samples: pd.DataFrame, column: str) -> bool:
@@ -206,7 +210,10 @@ def budget_line(data: ShiftData) -> str:
         part = b.get(purpose) or {}
         return f"{part.get('videos', '?')} ({part.get('images', '?')} images)"
 
+    rule = (
+        f" · threshold from {data.threshold_from.replace('_', ' ')}" if data.threshold_from else ""
+    )
     return (
-        f"{data.regime} · labelled target videos: {n('train')} to train, {n('selection')} to "
+        f"{data.regime}{rule} · labelled target videos: {n('train')} to train, {n('selection')} to "
         f"select, {n('threshold')} for the threshold"
     )
