@@ -37,7 +37,15 @@ MAP_FILES = ("embedding_index", "embeddings", "projection", "scores", "final")
 def _stamp(run: Run) -> tuple:
     teacher = run.config().get("teacher")
     runs = [run] + ([Run(run.path.parent / teacher)] if teacher else [])
-    return tuple((r.id, k, ui._mtime(r, k)) for r in runs for k in MAP_FILES)
+    return tuple((r.id, k, _changed(r, k)) for r in runs for k in MAP_FILES)
+
+
+def _changed(run: Run, key: str) -> int:
+    """The file's modification time in ns (0 while it does not exist): a cache key part."""
+    try:
+        return run.file(key).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the run's maps…")
