@@ -35,7 +35,7 @@ def _no_downloads(monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory) -> Path:
     """The tiny SynthFAS preset, generated once per test session."""
-    from fascore.data.synth import generate
+    from fascore.data.synth.generate import generate
 
     return generate("tiny", tmp_path_factory.mktemp("synthfas-tiny"))
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from fascore import cli
-from fascore.commands.import_data import Progress
+from fascore.commands.import_data import video_steps
 from fascore.data.importers import ImportOptions, run_import
 from fascore.data.importers.celeba_spoof import read_bb_file
 from fascore.data.importers.detect import DETECTORS, centerface_file, square_crop
@@ -26,6 +26,7 @@ from fascore.data.manifest import read_manifest, read_preprocessing
 from fascore.data.protocols import parse_protocol
 from fascore.data.validate import format_report, validate_manifest
 from fascore.errors import FascoreError
+from fascore.progress import terminal_bar
 from tests.fake_datasets import (
     FACE_BOX,
     N_FRAMES,
@@ -282,11 +283,11 @@ def test_centerface_finds_a_real_face_wherever_haar_does_and_more():
 
 
 def test_progress_bar_shows_count_rate_and_eta(capsys):
-    progress = Progress(True)
+    bar = terminal_bar("importing", unit="video", enabled=True)
     for k in range(3):
-        progress(f"train_release/1/{k}", 12)
-    progress.close()
+        video_steps(bar)(f"train_release/1/{k}", 12)
+    bar.close()
     err = capsys.readouterr().err
     assert "3/12" in err and "<" in err and "video/s" in err  # tqdm: elapsed<remaining, rate
-    Progress(False)("x", 1)  # not a terminal: silent
+    video_steps(terminal_bar("importing", unit="video", enabled=False))("x", 1)  # silent
     assert capsys.readouterr().err == ""

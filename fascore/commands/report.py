@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from fascore.share.report import write_report
-from fascore.share.samples import gradcam_panels, pick_samples
-from fascore.store.runs import RunStore
-
 
 def _handler(args: argparse.Namespace) -> int:
+    # lazy: the report loads plotly, pandas and (for Grad-CAMs) torch, not for `report --help`
+    from fascore.share.report import write_report
+    from fascore.share.samples import gradcam_panels, pick_samples
+    from fascore.store.runs import RunStore
+
     store = RunStore()
     runs = [store.get(run_id) for run_id in args.runs]
     readable = [r for r in runs if r.problem() is None]  # the report lists the others

@@ -16,7 +16,6 @@ from fascore.commands.train import add_config_flags
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
-from fascore.store.runs import RunStore
 
 PER_RUN = ("method", "seed", "shots", "teacher")
 
@@ -38,7 +37,9 @@ def base_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    # lazy: the sweep and the store load pandas, which `sweep --help` does not need
     from fascore.jobs import sweep
+    from fascore.store.runs import RunStore
 
     base = base_config(args)
     configs = sweep.plan_sweep(base, args.methods, args.seeds, args.shots)

@@ -17,9 +17,10 @@ import os
 import typing
 
 from fascore.config import RunConfig, config_fields
-from fascore.data.protocols import parse_protocol
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
-from fascore.store.runs import RunStore
+
+if typing.TYPE_CHECKING:
+    from fascore.store.runs import RunStore
 
 _NONE_WORDS = {"none": None, "all": None}
 
@@ -55,6 +56,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
     values = {}
     if getattr(args, "protocol", None):
+        from fascore.data.protocols import parse_protocol  # lazy: pandas, not for `train --help`
+
         proto = parse_protocol(args.protocol)
         values.update(
             source_domains=tuple(proto.source_domains),
@@ -72,7 +75,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fascore.train.distributed import from_env  # start-up cost: torch (~4 s), not for `--help`
+    # lazy: torch (~4 s) and pandas are for training, not for `train --help`
+    from fascore.store.runs import RunStore  # lazy: pandas, as the two above
+    from fascore.train.distributed import from_env
     from fascore.train.loop import train
 
     store = RunStore()

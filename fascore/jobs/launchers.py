@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class Launcher:
 
 
 LAUNCHERS: Registry[type[Launcher]] = Registry("launcher")
+#: Launchers of a whole plan at once (``fascore.jobs.sweep.submit_plan``): name -> function.
+PLAN_LAUNCHERS: Registry[Callable[..., list[Run]]] = Registry("plan launcher")
 
 
 @LAUNCHERS.register("local")

@@ -37,14 +37,12 @@ from fascore.devices import resolve_device, slot_count
 from fascore.errors import FascoreError
 from fascore.eval import experiment
 from fascore.jobs import control
-from fascore.jobs.launchers import LAUNCHERS
+from fascore.jobs.launchers import LAUNCHERS, PLAN_LAUNCHERS
 from fascore.jobs.plan import plan_runs
-from fascore.registry import Registry
 from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
 PLAN_FILE = "plan.json"
 ENDED = ("done", "failed", "cancelled")
-PLAN_LAUNCHERS: Registry[Callable[..., list[Run]]] = Registry("plan launcher")
 
 
 def plan_sweep(
