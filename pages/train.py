@@ -5,8 +5,11 @@ import streamlit as st
 from dashboard import ui
 from fascore.config import RunConfig, field_spec
 from fascore.data.protocols import PROTOCOLS
+from fascore.data.synth import DOMAIN_NAMES, PRESETS
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
+from fascore.jobs.slurm.launcher import SlurmLauncher
+from fascore.jobs.slurm.options import SlurmOptions, load_options
 
 NEW_TEACHER = "(train a new teacher first)"
 SIZES = (32, 48, 64, 96, 128, 160, 224)
@@ -17,9 +20,8 @@ def _data(left, right) -> tuple[tuple[str, ...], list[str]] | None:
 
     A SynthFAS preset names its cache location: the first job generates it if it is missing.
     """
+    # lazy: the SynthFAS renderer (cv2) loads once the launch form is opened, not on every view
     from fascore.data.synth.cache import preset_manifest
-    from fascore.data.synth.domains import DOMAIN_NAMES
-    from fascore.data.synth.generate import PRESETS
 
     kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
     if kind == "SynthFAS preset":
@@ -114,8 +116,6 @@ def _form(domains: list[str], proto: dict) -> dict | None:
 
 def _slurm_form() -> dict:
     """Slurm job options (used with launcher slurm), prefilled from the store's slurm.toml."""
-    from fascore.jobs.slurm.options import load_options
-
     d = load_options(ui.store().root)
     with st.expander("Slurm options (launcher slurm; defaults from the run store's slurm.toml)"):
         a, b, c = st.columns(3)
@@ -141,9 +141,6 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
     teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
     launcher = v["launcher"]
     if launcher == "slurm":
-        from fascore.jobs.slurm.launcher import SlurmLauncher
-        from fascore.jobs.slurm.options import SlurmOptions
-
         launcher = SlurmLauncher(SlurmOptions.from_dict(v["slurm"], where="the Slurm options"))
     runs = jobs.launch(base, v["methods"], v["seeds"], launcher=launcher, teacher=teacher)
     st.query_params["run"] = runs[-1].id
@@ -151,7 +148,7 @@ def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
 
 
 def _sweep(base: RunConfig, v: dict) -> None:
-    from fascore.jobs import sweep
+    from fascore.jobs import sweep  # lazy: the sweep's results code, only when one is started
 
     words = v["sweep"].split()
     if not all(w.isdigit() or w.lower() == "all" for w in words):

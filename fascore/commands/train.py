@@ -18,6 +18,7 @@ import typing
 
 from fascore.config import RunConfig, config_fields
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
+from fascore.jobs.slurm.options import options_from_args
 
 if typing.TYPE_CHECKING:
     from fascore.store.runs import RunStore
@@ -110,6 +111,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) -> int:
+    # lazy: torch (~4 s), only for `train --devices N`
     from fascore.train import distributed
     from fascore.train.loop import _device_type
 
@@ -126,8 +128,7 @@ def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) ->
 
 def launcher_from_args(args: argparse.Namespace, store: RunStore):
     """The launcher the flags ask for: a name, or a Slurm launcher carrying its options."""
-    from fascore.jobs.slurm.launcher import SlurmLauncher
-    from fascore.jobs.slurm.options import options_from_args
+    from fascore.jobs.slurm.launcher import SlurmLauncher  # lazy: pandas, not for `--help`
 
     if args.launcher == "slurm":
         return SlurmLauncher(options_from_args(args, store.root))
@@ -135,7 +136,7 @@ def launcher_from_args(args: argparse.Namespace, store: RunStore):
 
 
 def _submit(cfg: RunConfig, store: RunStore, args: argparse.Namespace) -> int:
-    from fascore.jobs import control as jobs
+    from fascore.jobs import control as jobs  # lazy: pandas, not for `train --help`
 
     run = jobs.submit(cfg, store, launcher_from_args(args, store))
     status = run.status()

@@ -33,7 +33,7 @@ from fascore.config import RunConfig
 from fascore.data.synth.cache import preset_manifest
 from fascore.eval import experiment
 from fascore.jobs.plan import BUDGETS, DEMO_PROTOCOL, STUDENT_METHODS, demo_configs
-from fascore.jobs.sweep import cell, markdown, shots_figure, side_by_side
+from fascore.jobs.sweep import cell, markdown, plan_sweep, shots_figure, side_by_side, submit_plan
 from fascore.store.runs import Run, RunStore
 
 ABLATION = (("CE (finetune)", "finetune"), ("+ MMD", "mmd"), ("+ pair", "pair"),
@@ -59,8 +59,6 @@ def plans(
 
     ``diagnosis`` is the demo's own plan for seed 0 (analysis on): ``python -m fascore demo``
     trains the same runs, so each reuses the other's."""
-    from fascore.jobs.sweep import plan_sweep
-
     main = plan_sweep(base, ["source_only", *STUDENT_METHODS], list(seeds), [5])
     teachers = [c for c in main if c.method == "source_only" and c.seed in grid_seeds]
     students = [c.replace(w_mmd=a, w_pair=b) for c in main if c.method == "distill"
@@ -76,8 +74,6 @@ def plans(
 
 def train_all(configs: list[RunConfig], store: RunStore) -> list[Run]:
     """Every config once, teachers first, through the sweep's launcher (``local`` by default)."""
-    from fascore.jobs.sweep import submit_plan
-
     unique = list({c.run_id(): c for c in configs}.values())
     unique.sort(key=lambda c: c.teacher is not None)
     submit_plan(unique, launcher="local", store=store, report=print)

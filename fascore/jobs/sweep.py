@@ -23,6 +23,10 @@ baseline over seeds) and ``hter_vs_shots.png`` into the sweep's folder.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,16 +34,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fascore.config import RunConfig
+from fascore.config import RunConfig, config_fields
 from fascore.data.protocols import load_manifests
 from fascore.data.synth.cache import ensure_preset_data
 from fascore.devices import resolve_device, slot_count
 from fascore.errors import FascoreError
 from fascore.eval import experiment
 from fascore.jobs import control
-from fascore.jobs.launchers import LAUNCHERS, PLAN_LAUNCHERS
+from fascore.jobs.launchers import LAUNCHERS, PLAN_LAUNCHERS, REPO_ROOT
 from fascore.jobs.plan import plan_runs
-from fascore.store.runs import ACTIVE_STATES, Run, RunStore
+from fascore.store.runs import ACTIVE_STATES, RUNS_ENV, Run, RunStore
 
 PLAN_FILE = "plan.json"
 ENDED = ("done", "failed", "cancelled")
@@ -240,10 +244,10 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def shots_figure(summary: pd.DataFrame, path: Path) -> None:
     """HTER (mean ± std over seeds) against k, one line per method, one panel per regime."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib (~1 s) draws this one figure only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
 
     s = summary.assign(col=summary["regime"].replace({"zero-shot": "few-shot"}))
     panels = [r for r in ("few-shot", "target-dev") if (s["col"] == r).any()] or ["few-shot"]
@@ -310,8 +314,6 @@ def sweep_argv(
     base: RunConfig, methods: list[str], seeds: list[int], shots: list[int | None], out: Path
 ) -> list[str]:
     """``sweep ...`` arguments that rebuild ``base`` (every field that differs from its default)."""
-    from fascore.config import config_fields
-
     argv = ["sweep", "--methods", *methods, "--seeds", *map(str, seeds),
             "--shots", *("all" if k is None else str(k) for k in shots), "--out", str(out)]  # fmt: skip
     for spec in config_fields():
@@ -339,14 +341,6 @@ def start_sweep(
     """Start ``python -m fascore sweep`` as a background process (what the Train page does);
     its folder is ``<store>/sweeps/<experiment>`` (log in ``sweep.log``). Returns the folder.
     ``launcher="slurm"`` submits job arrays with the options of ``<store>/slurm.toml``."""
-    import os
-    import subprocess
-    import sys
-    import threading
-
-    from fascore.jobs.launchers import REPO_ROOT
-    from fascore.store.runs import RUNS_ENV
-
     store = store or RunStore()
     plan_sweep(base, methods, seeds, shots)  # refuse a bad sweep here, before anything starts
     out = store.root / "sweeps" / base.experiment

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -242,8 +243,6 @@ def torchrun_argv(devices: int, run_id: str, *, resume: bool, quiet: bool) -> li
 
     ENTRY is ``fascore``, or the module this process was started as when that module says
     ``FASCORE_ENTRY = True`` (a wrapper around ``fascore.cli.main``, e.g. in the tests)."""
-    import sys
-
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     entry = spec.name if spec is not None and getattr(main, "FASCORE_ENTRY", False) else "fascore"

@@ -225,7 +225,7 @@ def _locked(out: Path) -> Iterator[None]:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / LOCK_NAME, "a") as handle:
         try:
-            import fcntl
+            import fcntl  # lazy: POSIX only; the ImportError below is Windows
 
             fcntl.flock(handle, fcntl.LOCK_EX)
         except ImportError:  # Windows: no advisory locks; concurrent generation is unsupported

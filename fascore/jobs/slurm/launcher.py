@@ -181,7 +181,7 @@ def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 
 
 
 def _executor(store: RunStore, opts: SlurmOptions, name: str, dependency: str | None):
-    import submitit
+    import submitit  # lazy: submitit loads only when a job is submitted or cancelled
 
     folder = store.root.resolve() / SUBMITIT_DIR
     try:
@@ -229,7 +229,7 @@ def submit_array(
 ) -> list[str]:
     """Submit ``(run, argv)`` items as one Slurm job array (one job if a single item), each task
     waiting ``afterok`` on the job ids in ``after``; records each run's job id, returns them."""
-    import submitit
+    import submitit  # lazy: as in _executor
 
     deps = "afterok:" + ":".join(after) if after else None
     name = "fascore-" + (runs[0][0].id if len(runs) == 1 else f"array{len(runs)}")
@@ -348,7 +348,7 @@ class SlurmLauncher(Launcher):
         return {"pid": None, "pgid": None}
 
     def stop(self, run: Run, grace_s: float) -> None:
-        import submitit
+        import submitit  # lazy: as in _executor
 
         job = run.status().get("slurm_job")
         if not job:
