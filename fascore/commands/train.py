@@ -111,12 +111,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) -> int:
-    # lazy: torch (~4 s), only for `train --devices N`
-    from fascore.train import distributed
-    from fascore.train.loop import _device_type
+    from fascore.devices import device_type  # lazy: pandas, not for `train --help`
+    from fascore.train import distributed  # lazy: torch (~4 s), only for `train --devices N`
 
     cfg.check()
-    distributed.check_devices(args.devices, _device_type(cfg.device))
+    distributed.check_devices(args.devices, device_type(cfg.device))
     distributed.check_batch(cfg.batch_size, distributed.Context(world=args.devices))
     run = store.run(cfg.run_id())
     if not run.has("config"):

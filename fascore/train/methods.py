@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from fascore.config import RunConfig
+from fascore.errors import FascoreError
 from fascore.registry import Registry
 from fascore.train import losses
 from fascore.train.models import FASModel
@@ -53,6 +54,8 @@ class Method(nn.Module):
     uses_target: bool = True
     #: the role of the trained model in analysis and comparisons
     role: str = "student"
+    #: with ``cfg.init == "teacher"``, does the trained model start from the teacher's weights?
+    init_from_teacher: bool = True
 
     def __init__(self, cfg: RunConfig, model: FASModel, teacher: FASModel | None = None):
         super().__init__()
@@ -62,6 +65,8 @@ class Method(nn.Module):
         if teacher is not None:
             teacher.eval()
             teacher.requires_grad_(False)
+            if cfg.init == "teacher" and self.init_from_teacher:
+                _start_from(model, teacher)
         self.optimizer = make_optimizer(cfg, model)
         self.amp = False  # set by the trainer when running on CUDA with cfg.amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=False)
@@ -100,6 +105,16 @@ class Method(nn.Module):
             return self.teacher.features(x).float()
 
 
+def _start_from(model: FASModel, teacher: FASModel) -> None:
+    """Copy the teacher's weights into the student (``init = teacher``): same backbone only."""
+    if teacher.name != model.name:
+        raise FascoreError(
+            f"init=teacher needs the same backbone: teacher is {teacher.name}, "
+            f"student is {model.name}; use --init scratch or --model {teacher.name}"
+        )
+    model.load_state_dict(teacher.state_dict())
+
+
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
@@ -129,6 +144,7 @@ class TargetOnly(Method):
 
     needs_teacher = False
     uses_source = False
+    init_from_teacher = False  # the no-teacher baseline: scratch or ImageNet, never the teacher
 
     def terms(self, batch: Batch) -> dict[str, tuple[float, torch.Tensor]]:
         return {"ce": (1.0, _ce(self.model(batch.xt), batch.yt))}

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from fascore import metrics
 from fascore.config import RunConfig
+from fascore.data.images import normalize_bytes_
 from fascore.train import regimes
 from fascore.train.methods import METHODS
+from fascore.train.models import FASModel
 from fascore.train.trainset import TrainData
 
 #: Columns of the per-sample scores table (see docs/run-folder.md).
@@ -70,3 +73,33 @@ def evaluate_scores(data: TrainData, scores: pd.DataFrame, cfg: RunConfig, regim
                 dev, test, level=cfg.level, n_boot=cfg.n_boot, seed=cfg.seed
             )
     return out
+
+
+@torch.no_grad()
+def predict_scores(model: FASModel, data: TrainData, rows: np.ndarray, device) -> np.ndarray:
+    """Spoof probabilities for ``rows`` of the decoded images, in batches, eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(rows), 256):
+        idx = torch.as_tensor(rows[start : start + 256])
+        x = normalize_bytes_(data.images.images.index_select(0, idx).to(device).float())
+        out.append(torch.softmax(model(x).float(), dim=1)[:, 1].cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def dev_summary(model: FASModel, data: TrainData, part: str, device, level: str) -> dict | None:
+    """AUC and EER of a development part at the reported scoring level (selection uses it)."""
+    rows = data.rows(part)
+    y = data.frame.loc[data.frame.index[rows], "y"].to_numpy()
+    if len(rows) == 0 or len(set(y)) < 2:
+        return None
+    s = predict_scores(model, data, rows, device)
+    if not np.isfinite(s).all():
+        return {"auc": float("nan"), "eer": float("nan"), "level": level}
+    units = metrics.ScoreSet(y, s, video=data.frame["video"].to_numpy()[rows])
+    if level == "video":
+        units = metrics.video_scores(units)
+    out = {"auc": metrics.auc(units.y, units.score), "eer": metrics.eer(units.y, units.score)[0]}
+    return {**out, "level": level}
