@@ -35,15 +35,29 @@ def commands(store: Path) -> list[list[str]]:
     return [["--help"], *[[v, "--help"] for v in VERBS], ["runs"], ["cancel", done]]
 
 
+# ``python -m fascore ARGV`` that reports its own peak resident memory (VmHWM) at exit: wait4's
+# ru_maxrss would count this benchmark's own memory, which a forked child inherits.
+CHILD = """import atexit, runpy, sys
+def peak():
+    kb = next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM"))
+    print("VmHWM", kb, file=sys.__stderr__)
+atexit.register(peak)
+sys.argv = ["fascore", *sys.argv[1:]]
+runpy.run_module("fascore", run_name="__main__", alter_sys=True)
+"""
+
+
 def measure(root: Path, argv: list[str], store: Path) -> tuple[float, float, float]:
     """(wall s, CPU s, peak MB) of ``python -m fascore ARGV`` run from ``root``."""
     env = {**os.environ, "FASCORE_RUNS_DIR": str(store), "PYTHONPATH": str(root)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fascore", *argv], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    err = proc.stderr.read()
     _, _, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    kb = next(int(ln.split()[1]) for ln in err.splitlines() if ln.startswith("VmHWM"))
+    return wall, usage.ru_utime + usage.ru_stime, kb / 1024
 
 
 def table(before: Path, store: Path, repeat: int) -> str:
@@ -57,7 +71,11 @@ def table(before: Path, store: Path, repeat: int) -> str:
             got["after"].append(measure(ROOT, argv, store))
         med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in got.items()}
         b, a = med["before"], med["after"]
-        shown = " ".join(argv[:1] + (["RUN"] if argv[0] == "cancel" else argv[1:]))
+        shown = (
+            "cancel RUN"
+            if argv[0] == "cancel" and len(argv) == 2 and argv[1] != "--help"
+            else " ".join(argv)
+        )
         rows.append(f"| `{shown}` | {b[0]:.2f} s | {a[0]:.2f} s | {b[1]:.2f} s | {a[1]:.2f} s | "
                     f"{b[2]:.0f} | {a[2]:.0f} |")  # fmt: skip
     return "\n".join(rows)

@@ -287,6 +287,15 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+MMD_HELP = (
+    "MMD² after the last evaluated epoch, between the teacher's embeddings of source test images "
+    "and the student's of target test images (a teacher run: its own of both), on a fixed, "
+    "seeded subset of up to 128 per domain, half live, in eval mode: the Alignment page's "
+    "headline view. The loss term `mmd` below is another sample: the last training step's "
+    "batch, in training mode, before its weight."
+)
+
+
 def job_panel(run: Run) -> None:
     """One job's state, progress bar, loss terms, current MMD, ETA and images/s."""
     status = run.status()
@@ -299,17 +308,27 @@ def job_panel(run: Run) -> None:
     text = f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}"
     st.progress(min(1.0, float(progress.get("fraction") or 0.0)), text=text)
     cols = st.columns(3)
-    cols[0].metric("ETA", _duration(progress.get("eta_s")) if state == "running" else "–")
+    live = state == "running"  # a rate or a time left of a job that ended is no news
+    cols[0].metric("ETA", _duration(progress.get("eta_s")) if live else "–")
     if progress.get("images_per_s"):
-        cols[1].metric("images/s", f"{progress['images_per_s']:.0f}")
+        cols[1].metric("images/s", f"{progress['images_per_s']:.0f}" if live else "–",
+                       help="training speed while the job runs")  # fmt: skip
     else:  # an older trainer reports optimisation steps only
         rate = progress.get("steps_per_s")
-        cols[1].metric("steps/s", f"{rate:.2f}" if rate else "–")
+        cols[1].metric("steps/s", f"{rate:.2f}" if rate and live else "–")
     mmd = progress.get("mmd")
-    cols[2].metric("MMD² (current)", f"{mmd:.4f}" if mmd is not None else "–")
+    cols[2].metric(
+        "MMD² (last evaluation)", f"{mmd:.4f}" if mmd is not None else "–", help=MMD_HELP
+    )
     losses = progress.get("loss") or {}
     if losses:
-        st.caption("Loss terms (last step, unweighted): " + ", ".join(
+        cfg = run.config()
+        weights = ", ".join(f"{k} × {cfg[f'w_{k}']:g}" for k in ("mmd", "pair", "kd")
+                            if k in losses and f"w_{k}" in cfg)  # fmt: skip
+        st.caption("Loss terms of the last training step, unweighted (mmd: MMD² of that step's "
+                   "batch, source training images through the teacher, target shots through the "
+                   "student; not the evaluation MMD² above)"
+                   + (f"; the total weighs {weights}" if weights else "") + ": " + ", ".join(
             f"{k} {v:.4f}" for k, v in losses.items()
         ))  # fmt: skip
 

@@ -154,7 +154,7 @@ def test_train_page_watches_a_run_from_a_deep_link(fake):
     assert not at.exception
     assert at.selectbox(key="train-run").value == fake[1].id
     assert any(fake[1].id in t and "done" in t for t in _texts(at, "markdown"))
-    assert {m.label for m in at.metric} >= {"ETA", "images/s", "MMD² (current)"}
+    assert {m.label for m in at.metric} >= {"ETA", "images/s", "MMD² (last evaluation)"}
     assert not [b for b in at.button if b.label.startswith(("Cancel", "Resume"))]
 
 

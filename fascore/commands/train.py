@@ -17,6 +17,7 @@ import os
 import typing
 
 from fascore.config import RunConfig, config_fields
+from fascore.errors import FascoreError
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
 from fascore.jobs.slurm.options import options_from_args
 
@@ -53,26 +54,38 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         parser.add_argument("--" + spec.name.replace("_", "-"), dest=f"cfg_{spec.name}", **kw)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
+def parse_shots(text: str) -> int | None:
+    """k as ``--shots`` reads it: a whole number, or ``all`` (every labelled target video)."""
+    if not text.strip().isdigit() and text.strip().lower() not in _NONE_WORDS:
+        raise FascoreError(f"shots must be whole numbers or 'all', not {text!r}")
+    return _optional(int)(text.strip())
+
+
+def build_config(given: dict, protocol: str | None = None) -> RunConfig:
+    """The RunConfig of ``fascore train`` (and the Train page): a protocol preset first, then the
+    values given (field name -> value); a teacher given no shots sees no target label."""
     values = {}
-    if getattr(args, "protocol", None):
+    if protocol:
         from fascore.data.protocols import parse_protocol  # lazy: pandas, not for `train --help`
 
-        proto = parse_protocol(args.protocol)
+        proto = parse_protocol(protocol)
         values.update(
             source_domains=tuple(proto.source_domains),
             target_domain=proto.target_domain,
             shots=proto.shots,
             shot_unit=proto.shot_unit,
         )
-    for key, val in vars(args).items():
-        if key.startswith("cfg_"):
-            values[key[4:]] = tuple(val) if isinstance(val, list) else val
+    values.update({k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
     cfg = RunConfig.from_dict(values)
     if cfg.method == "source_only" and "shots" not in values:
         cfg = cfg.replace(shots=0, select="source_dev")  # a teacher sees no target labels
     return cfg
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    return build_config(given, getattr(args, "protocol", None))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -127,11 +140,10 @@ def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) ->
 
 def launcher_from_args(args: argparse.Namespace, store: RunStore):
     """The launcher the flags ask for: a name, or a Slurm launcher carrying its options."""
-    from fascore.jobs.slurm.launcher import SlurmLauncher  # lazy: pandas, not for `--help`
+    from fascore.jobs.control import make_launcher  # lazy: pandas, not for `--help`
 
-    if args.launcher == "slurm":
-        return SlurmLauncher(options_from_args(args, store.root))
-    return args.launcher or "local"
+    opts = options_from_args(args, store.root) if args.launcher == "slurm" else None
+    return make_launcher(args.launcher or "local", opts)
 
 
 def _submit(cfg: RunConfig, store: RunStore, args: argparse.Namespace) -> int:

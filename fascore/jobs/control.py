@@ -29,6 +29,7 @@ from fascore.jobs.plan import demo_configs, plan_runs
 # (PLAN_LAUNCHERS). submitit itself loads only when a job is submitted or cancelled.
 from fascore.jobs.slurm import launcher as _slurm  # noqa: F401
 from fascore.jobs.slurm import plan as _slurm_plan  # noqa: F401
+from fascore.jobs.slurm.options import SlurmOptions
 from fascore.jobs.submission import LAUNCH_LOCK_WAIT_S, queue_run
 from fascore.store.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
 
@@ -37,6 +38,13 @@ from fascore.store.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, R
 def _impl(launcher: str | Launcher) -> Launcher:
     """A launcher instance: given (with its options), or the registered one by name."""
     return launcher if isinstance(launcher, Launcher) else LAUNCHERS.get(launcher)()
+
+
+def make_launcher(name: str, slurm: SlurmOptions | None = None) -> str | Launcher:
+    """The launcher ``fascore train --launcher NAME`` and the Train page submit through: a name,
+    or a Slurm launcher carrying its job options (None: the store's slurm.toml)."""
+    LAUNCHERS.get(name)  # a clear error for an unknown name
+    return _slurm.SlurmLauncher(slurm) if name == "slurm" else name
 
 
 def _name(launcher: str | Launcher) -> str:
