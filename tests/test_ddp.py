@@ -95,6 +95,7 @@ def _cli(store: Path, manifest: str, *extra: str, env_extra=None) -> subprocess.
     )
 
 
+@pytest.mark.ddp
 def test_two_gloo_processes_follow_the_one_process_loss_curve_and_resume(tmp_path, monkeypatch):
     manifest = str(stripe_manifest(tmp_path / "data"))
     cfg = RunConfig(data=(manifest,), **FLAGS)
@@ -138,6 +139,7 @@ def one_rank_group(tmp_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.ddp
 @pytest.mark.parametrize("name", ["source_only", "target_only", "kd", "distill"])
 def test_ddp_wrapped_methods_step_like_plain_ones(one_rank_group, name):
     """Every method's step goes through DDP once (``model(x)`` or ``features`` then ``head``):

@@ -186,6 +186,7 @@ def _final(run: Run) -> dict:
 
 
 @slow
+@pytest.mark.slurm
 def test_a_cli_slurm_run_goes_queued_running_done_and_equals_the_local_run(
     store, manifest, tmp_path, capsys
 ):
@@ -220,6 +221,7 @@ def test_a_cli_slurm_run_goes_queued_running_done_and_equals_the_local_run(
 
 
 @slow
+@pytest.mark.slurm
 def test_cancel_leaves_the_job_cancelled_in_slurm_and_the_store(store, manifest):
     run = jobs.submit(_config(manifest, epochs=200), store, slurm.SlurmLauncher(OPTS))
     job = run.status()["slurm_job"]
@@ -233,6 +235,7 @@ def test_cancel_leaves_the_job_cancelled_in_slurm_and_the_store(store, manifest)
 
 
 @slow
+@pytest.mark.slurm
 def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(store, manifest):
     """USR2 is what Slurm sends before a time limit or a preemption (``--signal=USR2@90``):
     submitit's hook requeues the same job, which continues from the run's checkpoint. A job
@@ -262,6 +265,7 @@ def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(stor
 
 
 @slow
+@pytest.mark.slurm
 def test_a_cli_sweep_is_one_array_of_teachers_then_students_afterok(store, manifest, tmp_path):
     """``fascore sweep --launcher slurm``: 2 teachers in one array, 2 students in another held
     ``afterok`` on them; the command follows the runs and writes the results table."""
@@ -311,6 +315,7 @@ def test_a_cli_sweep_is_one_array_of_teachers_then_students_afterok(store, manif
     assert (out / "results.csv").exists() and (out / "results.md").exists()
 
 
+@pytest.mark.slurm
 def test_bad_slurm_input_is_one_clear_message(store, manifest):
     cfg = _config(manifest)
     with pytest.raises(
