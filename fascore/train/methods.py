@@ -155,6 +155,7 @@ class Finetune(TargetOnly):
     """The teacher's weights fine-tuned on the k target shots with cross-entropy."""
 
     needs_teacher = True
+    init_from_teacher = True
 
 
 @METHODS.register("kd")
