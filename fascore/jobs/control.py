@@ -27,7 +27,7 @@ from fascore.jobs.plan import demo_configs, plan_runs
 # The cluster launcher registers itself here, where launchers are looked up by name: the slurm
 # launcher and state probe (LAUNCHERS, store.runs.STATE_PROBES) and its plan launcher
 # (PLAN_LAUNCHERS). submitit itself loads only when a job is submitted or cancelled.
-from fascore.jobs.slurm import launcher as _slurm  # noqa: F401
+from fascore.jobs.slurm import launcher as _slurm
 from fascore.jobs.slurm import plan as _slurm_plan  # noqa: F401
 from fascore.jobs.slurm.options import SlurmOptions
 from fascore.jobs.submission import LAUNCH_LOCK_WAIT_S, queue_run
