@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,12 +20,12 @@ import streamlit as st
 
 from fascore.data.manifest import manifest_path, read_raw
 from fascore.data.uploads import MAX_BYTES
+from fascore.data.uploads import share_mode as _share_mode
 from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
-SHARE_ENV = "FASCORE_SHARE"
 #: The files a run-table row is read from: a row is read again only when one of them changes.
 SUMMARY_FILES = ("config", "final", "status")
 log = logging.getLogger("fascore.dashboard")
@@ -169,8 +168,9 @@ def server_problem() -> str | None:
 
 
 def share_mode() -> bool:
-    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling)."""
-    return os.environ.get(SHARE_ENV, "") == "1"
+    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling, no
+    uploads decoded); the one test is ``fascore.data.uploads.share_mode``."""
+    return _share_mode()
 
 
 def _run_label(table: pd.DataFrame) -> Callable[[str], str]:

@@ -21,8 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from PIL import Image
-
+from fascore.data.decode import open_image
 from fascore.data.importers.base import (
     IMPORTERS,
     Box,
@@ -67,7 +66,7 @@ def read_bb_file(path: Path) -> dict[int, Box]:
     image = next((p for p in images if p.is_file()), None)
     if image is None:
         raise ValueError(f"no image beside {path.name}")
-    with Image.open(image) as im:
+    with open_image(image) as im:  # the header only, within the pixel limit
         width, height = im.size
     x, y, w, h = (float(v) for v in path.read_text().split()[:4])
     sx, sy = width / BB_FRAME, height / BB_FRAME
