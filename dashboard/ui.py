@@ -26,8 +26,9 @@ from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
-#: The files a run-table row is read from: a row is read again only when one of them changes.
-SUMMARY_FILES = ("config", "final", "status")
+#: The files a run-table row is read from (and checked, ``Run.problem``): a row is read again
+#: only when one of them changes.
+SUMMARY_FILES = ("config", "final", "status", "alignment", "shots", "metrics")
 log = logging.getLogger("fascore.dashboard")
 
 F = TypeVar("F", bound=Callable[..., Any])
