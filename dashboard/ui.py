@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,6 +131,20 @@ def metrics_frame(run: Run) -> pd.DataFrame:
 
 
 # -- widgets -------------------------------------------------------------------------------------
+def plain(text: object) -> str:
+    """Text from a run file (an experiment name, a status message, an unreadable reason) made
+    safe for Streamlit's Markdown: every mark with an inline meaning is backslash-escaped
+    (CommonMark then shows it as itself), so ``[a](https://x)``, ``www.x.org``, ``:red[..]``,
+    ``**``, ``$x$`` and HTML show as typed, never as a link or formatting; line breaks become
+    spaces and a leading ``-`` or ``#`` starts no list or heading."""
+    text = _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
+    return _WWW.sub(r"\1\\.", text)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~:$&]|^[-.=])")  # marks with an inline meaning
+_WWW = re.compile(r"(?i)\b(www)\.")  # GFM turns a bare www.x.org into a link
+
+
 def state_badge(state: str, problem: str = "") -> str:
     """A short emoji + word for a run state (unknown states pass through); an unreadable run
     says why (``RunStore.table``'s ``problem``)."""
@@ -216,7 +231,9 @@ def run_picker(
         st.query_params[param] = choice
     run = store().run(choice) if choice else None
     if run is not None and (why := run.problem()):
-        st.error(f"Run {run.id} is unreadable: {why}. The other runs are not affected.")
+        st.error(
+            f"Run {plain(run.id)} is unreadable: {plain(why)}. The other runs are not affected."
+        )
         st.stop()  # this page has nothing to show for it; the picker stays usable
     return run
 
@@ -292,7 +309,7 @@ def job_panel(run: Run) -> None:
     """One job's state, progress bar, loss terms, current MMD, ETA and images/s."""
     status = run.status()
     state = run.state()
-    message = f" · {status['message']}" if status.get("message") else ""
+    message = f" · {plain(status['message'])}" if status.get("message") else ""
     st.markdown(f"**{state_badge(state)}** · `{run.id}`{message}")
     progress = status.get("progress") or {}
     if not progress:

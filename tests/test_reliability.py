@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fascore.jobs import launchers
+from fascore.store.lock import group_alive
 from fascore.store.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +68,46 @@ def test_cancel_stops_the_whole_group_of_a_leading_owner(tmp_path):
         assert launchers.leads_group(proc.pid)
         launchers.stop_process(proc.pid, grace_s=5.0, group=True)
         assert proc.wait(timeout=5) is not None
-        assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+        assert not group_alive(proc.pid)  # the sleeps too (zombies awaiting a reaper count dead)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+LINK = "[click here](https://evil.example) **now** www.evil.example"
+
+
+def test_text_from_run_files_is_shown_as_text_not_markdown(tmp_path, monkeypatch):
+    """Issue 22.3: an experiment name or status message written as Markdown shows as typed."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.ui import plain
+    from tests.fakes import make_fake_store
+
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("FASCORE_SHARE", raising=False)
+    runs = make_fake_store(tmp_path / "runs", n_students=1)
+    for run in runs:
+        run.write_config({**run.config(), "experiment": LINK})
+    runs[1].update_status(message=LINK)
+    app = str(ROOT / "dashboard" / "app.py")
+    at = AppTest.from_file(app, default_timeout=60).run()
+    at.switch_page("../pages/overview.py").run()
+    heads = [h.value for h in at.subheader if "Experiment" in h.value]
+    assert heads == [f"Experiment · {plain(LINK)}"]
+    at.query_params["run"] = runs[1].id
+    at.switch_page("../pages/train.py").run()
+    assert not at.exception
+    bodies = [m.value for m in at.markdown if runs[1].id in m.value]
+    assert bodies and plain(LINK) in bodies[0] and "](https" not in bodies[0]
+
+
+def test_plain_escapes_every_markdown_mark():
+    from dashboard.ui import plain
+
+    assert plain("a_b*c`d") == r"a\_b\*c\`d"
+    assert plain("- item\n# title") == r"\- item \# title"
+    assert plain(":red[x] <b> $x$") == r"\:red\[x\] \<b\> \$x\$"
+    assert plain("see www.x.org") == r"see www\.x.org"
+    assert plain("studio-to-phone-k5 v1.2") == "studio-to-phone-k5 v1.2"  # nothing else changes
