@@ -111,3 +111,113 @@ def test_plain_escapes_every_markdown_mark():
     assert plain(":red[x] <b> $x$") == r"\:red\[x\] \<b\> \$x\$"
     assert plain("see www.x.org") == r"see www\.x.org"
     assert plain("studio-to-phone-k5 v1.2") == "studio-to-phone-k5 v1.2"  # nothing else changes
+
+
+# -- 22.7: the memory estimate ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    from tests.helpers import stripe_manifest
+
+    return stripe_manifest(tmp_path_factory.mktemp("stripes"), subjects=4, size=32)
+
+
+def test_the_estimate_counts_the_models_parameters_and_grows_with_the_step():
+    from fascore.config import RunConfig
+    from fascore.train.memory import estimate, model_sizes
+    from fascore.train.models import create_model
+
+    params, acts = model_sizes("alexnet_mini", 64)
+    assert params == sum(p.numel() for p in create_model("alexnet_mini").parameters())
+    cfg = RunConfig(method="distill", model="alexnet_mini", batch_size=8, image_size=64)
+    small = estimate(cfg)
+    assert small.images == 16  # a source and a target batch
+    assert small.activations == 4 * 16 * (acts + 3 * 64 * 64)
+    assert estimate(cfg.replace(batch_size=16)).activations == 2 * small.activations
+    assert estimate(cfg.replace(image_size=128)).activations > 3 * small.activations
+    assert estimate(cfg, processes=2).images == 8
+
+
+def test_a_step_that_cannot_fit_is_refused_before_a_run_folder_exists(
+    store, manifest, monkeypatch, capsys
+):
+    from fascore.cli import main
+
+    flags = ["--batch-size", "4096", "--image-size", "256", "--device", "cpu"]
+    assert main(["train", "--data", str(manifest), *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "needs about" in err and "GB free" in err and "--batch-size" in err, err
+    assert err.count("\n") == 0 and not store.root.exists()
+    from fascore.config import RunConfig
+    from fascore.errors import FascoreError
+    from fascore.train.memory import check_fits
+
+    huge = RunConfig(batch_size=4096, image_size=256, data=("m",), device="cpu")
+    with pytest.raises(FascoreError, match="needs about"):
+        check_fits(huge)
+    monkeypatch.setenv("FASCORE_MEMORY_CHECK", "0")  # the documented way past it
+    check_fits(huge)
+
+
+# -- 22.8: one clear message for each refusal ------------------------------------------------------
+def test_shots_that_are_not_a_number_name_the_field_not_a_function(capsys):
+    from fascore.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--shots", "abc"])
+    err = capsys.readouterr().err
+    assert "shots must be a whole number, all or none, not 'abc'" in err
+    assert "parse" not in err
+
+
+def test_a_sweep_of_students_at_k_0_is_refused_before_it_starts(store, manifest, tmp_path, capsys):
+    from fascore.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--data", str(manifest), "--methods", "distill", "mmd", "--shots", "0",
+            "--out", str(out), "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "k = 0 leaves the students no target labels (distill, mmd" in err, err
+    assert not store.root.exists() and not (out / "plan.json").exists()
+
+
+def test_an_unknown_launcher_is_refused_before_the_plan_is_written(
+    store, manifest, tmp_path, capsys
+):
+    from fascore.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--data", str(manifest), "--methods", "finetune", "--launcher", "nosuch",
+            "--out", str(out), "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 1
+    assert "unknown launcher 'nosuch'" in capsys.readouterr().err
+    assert not (out / "plan.json").exists() and not store.root.exists()
+
+
+def test_a_refused_manifest_leaves_no_run_folder(store, tmp_path, capsys):
+    from fascore.cli import main
+
+    bad = tmp_path / "manifest.csv"
+    bad.write_text("path,label\na.png,live\n")
+    assert main(["train", "--data", str(bad), "--device", "cpu"]) == 1
+    assert "lacks the column(s)" in capsys.readouterr().err
+    assert not store.root.exists() or not any(store.root.iterdir())
+
+
+def test_an_unreachable_cluster_is_blamed_on_slurm_not_the_store(tmp_path, monkeypatch):
+    from fascore.errors import FascoreError
+    from fascore.jobs.slurm import launcher as slurm
+    from fascore.jobs.slurm.options import SlurmOptions
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text(
+        "#!/bin/sh\necho 'srun: error: Unable to allocate resources: Unable to contact slurm "
+        "controller (connect failure)' >&2\nexit 1\n"
+    )
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(FascoreError) as err:
+        slurm.check_store_visible(RunStore(tmp_path / "runs"), SlurmOptions())
+    assert "Slurm could not run" in str(err.value) and "sinfo" in str(err.value)
+    assert "cannot see the run store" not in str(err.value)

@@ -40,6 +40,7 @@ def base_config(args: argparse.Namespace) -> RunConfig:
 def _sweep(args: argparse.Namespace) -> int:
     from fascore.jobs import sweep
 
+    sweep.check_launcher(args.launcher)  # before plan.json is written
     base = base_config(args)
     configs = sweep.plan_sweep(base, args.methods, args.seeds, args.shots)
     baseline = args.baseline or next(

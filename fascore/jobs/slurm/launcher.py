@@ -208,6 +208,12 @@ def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 
             time.sleep(0.25)
         if out.returncode != 0 or token.name not in out.stdout or not answer.exists():
             why = (out.stderr.strip().splitlines() or ["the token was not read back"])[-1]
+            if out.returncode != 0 and str(token) not in out.stderr:  # the probe never ran
+                raise FascoreError(
+                    f"Slurm could not run a one-task probe job on partition "
+                    f"{opts.partition or '(default)'} ({why}); check that this machine reaches "
+                    "the cluster (`sinfo`, `squeue`), or use --launcher local"
+                )
             raise FascoreError(
                 f"the compute nodes of partition {opts.partition or '(default)'} cannot see the run "
                 f"store {store.root.resolve()} ({why}). Put the store on a filesystem the nodes "
