@@ -132,17 +132,21 @@ def metrics_frame(run: Run) -> pd.DataFrame:
 
 # -- widgets -------------------------------------------------------------------------------------
 def plain(text: object) -> str:
-    """Text from a run file (an experiment name, a status message, an unreadable reason) made
-    safe for Streamlit's Markdown: every mark with an inline meaning is backslash-escaped
-    (CommonMark then shows it as itself), so ``[a](https://x)``, ``www.x.org``, ``:red[..]``,
-    ``**``, ``$x$`` and HTML show as typed, never as a link or formatting; line breaks become
-    spaces and a leading ``-`` or ``#`` starts no list or heading."""
-    text = _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
-    return _WWW.sub(r"\1\\.", text)
+    """Text from a run file (an experiment name, a status message, an unreadable reason) for
+    Streamlit's Markdown, shown as typed: plain words pass unchanged; anything Markdown could
+    read as a link, an address, formatting, HTML or a directive (``[a](https://x)``,
+    ``www.x.org``, ``a@b.org``, ``**``, ``:red[..]``) becomes an inline code span, whose
+    content Markdown never interprets (backslash escapes would not do: GFM still links bare
+    addresses). Line breaks become spaces."""
+    text = " ".join(str(text).split())
+    if _PLAIN.fullmatch(text) and not _WWW.search(text):
+        return text
+    fence = "`" * (1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"{fence} {text} {fence}"
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~:$&]|^[-.=])")  # marks with an inline meaning
-_WWW = re.compile(r"(?i)\b(www)\.")  # GFM turns a bare www.x.org into a link
+_PLAIN = re.compile(r"(?:[^\W_]|[ .,=+/-])*")  # letters, digits, separators: nothing Markdown reads
+_WWW = re.compile(r"(?i)www\.")  # GFM turns a bare www.x.org into a link
 
 
 def state_badge(state: str, problem: str = "") -> str:

@@ -100,17 +100,19 @@ def test_text_from_run_files_is_shown_as_text_not_markdown(tmp_path, monkeypatch
     at.switch_page("../pages/train.py").run()
     assert not at.exception
     bodies = [m.value for m in at.markdown if runs[1].id in m.value]
-    assert bodies and plain(LINK) in bodies[0] and "](https" not in bodies[0]
+    assert bodies and bodies[0].endswith(f" · {plain(LINK)}") and plain(LINK).startswith("`")
 
 
-def test_plain_escapes_every_markdown_mark():
+def test_plain_shows_markdown_marks_as_typed():
     from dashboard.ui import plain
 
-    assert plain("a_b*c`d") == r"a\_b\*c\`d"
-    assert plain("- item\n# title") == r"\- item \# title"
-    assert plain(":red[x] <b> $x$") == r"\:red\[x\] \<b\> \$x\$"
-    assert plain("see www.x.org") == r"see www\.x.org"
     assert plain("studio-to-phone-k5 v1.2") == "studio-to-phone-k5 v1.2"  # nothing else changes
+    assert plain("a_b*c") == "` a_b*c `"
+    assert plain("__init__") == "` __init__ `"  # bold in Markdown
+    assert plain("see www.x.org") == "` see www.x.org `"
+    assert plain("[a](https://x)\n# b") == "` [a](https://x) # b `"
+    assert plain("mail a@b.org") == "` mail a@b.org `"
+    assert plain("one ` tick and `` two") == "``` one ` tick and `` two ```"
 
 
 # -- 22.7: the memory estimate ---------------------------------------------------------------------
@@ -221,3 +223,21 @@ def test_an_unreachable_cluster_is_blamed_on_slurm_not_the_store(tmp_path, monke
         slurm.check_store_visible(RunStore(tmp_path / "runs"), SlurmOptions())
     assert "Slurm could not run" in str(err.value) and "sinfo" in str(err.value)
     assert "cannot see the run store" not in str(err.value)
+
+
+def test_share_mode_offers_no_upload_on_the_gradcam_page(tmp_path, monkeypatch):
+    """Issue 22.2: read-only means the server decodes nothing a visitor sends."""
+    from streamlit.testing.v1 import AppTest
+
+    from fascore.data.uploads import SHARE_REFUSAL
+    from tests.fakes import make_fake_store
+
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FASCORE_SHARE", "1")
+    make_fake_store(tmp_path / "runs", n_students=1)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    at.switch_page("../pages/gradcam.py").run()
+    at.radio(key="gc_source").set_value("Upload an image").run()
+    assert not at.exception
+    assert any(SHARE_REFUSAL in i.value for i in at.info)
+    assert not at.get("file_uploader")

@@ -241,7 +241,7 @@ ALIGNMENT = Obj(
 PROGRESS = Obj(
     {
         **{k: Int() for k in ("epoch", "epochs", "step", "steps")},
-        "fraction": Num(lo=0.0, hi=1.0),
+        "fraction": Num(),
         "loss": Obj(rest=Num()),
     },
     rest=Num(),
@@ -253,7 +253,8 @@ STATUS = Obj(
         "warnings": ListOf(Str()),
         **{k: Int() for k in ("pid", "pgid")},
         **{k: Num() for k in ("pid_started", "heartbeat", "started", "finished", "submitted")},
-        **{k: Str() for k in ("host", "launcher", "problem", "slurm_after")},
+        **{k: Str() for k in ("host", "launcher", "problem")},
+        "slurm_after": ListOf(OneOf((Str(), Int()))),
         "slurm_job": OneOf((Str(), Int())),
         "slurm": Obj(),
         "progress": PROGRESS,

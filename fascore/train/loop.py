@@ -41,6 +41,7 @@ from fascore.train.checkpoint import (
     save_best,
     save_checkpoint,
 )
+from fascore.train.memory import check_fits
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
 from fascore.train.scoring import evaluate_scores, score_frame
@@ -217,6 +218,7 @@ def train(
     ctx = distributed.context(_device_type(config.device))  # under torchrun: join the group
     if not ctx.is_main:
         return _follow(config, store, resume, ctx)
+    check_fits(config, ctx.world)  # a step that cannot fit is refused before the run folder
     run = store.run(config.run_id())
     with _own(run) as owner:  # before any reset or resume: a run owned by a live process is refused
         if run.has("done") and not resume:

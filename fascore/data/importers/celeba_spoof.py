@@ -92,7 +92,7 @@ def read_labels(path: Path) -> dict[str, Label | str]:
     values, or why the entry is unusable}, later duplicates winning (as ``json.load``).
 
     Streamed entry by entry (``raw_decode``): memory is the file's text plus at most 400 bytes per
-    entry (``json.load`` keeps every 44-element list: ~3x that per entry). A value nested too
+    entry (``json.load`` holds every entry's 44-element list at once). A value nested too
     deeply to parse, or text that is not a JSON object of entries, is one ``FascoreError``
     naming the file."""
     if not path.is_file():
