@@ -160,6 +160,22 @@ def test_a_step_that_cannot_fit_is_refused_before_a_run_folder_exists(
     check_fits(huge)
 
 
+def test_a_gpu_step_is_measured_against_the_device_not_what_other_jobs_hold_now(monkeypatch):
+    """A local GPU job waits for its device slot: only a step over the device's total refuses."""
+    from fascore.config import RunConfig
+    from fascore.errors import FascoreError
+    from fascore.train import memory
+
+    cfg = RunConfig(model="alexnet_mini", batch_size=64, image_size=64, device="cpu")
+    need = memory.estimate(cfg).total
+    monkeypatch.setattr(memory, "resolve_device", lambda device: "cuda:0")
+    monkeypatch.setattr(memory, "memory_bytes", lambda device: (need // 2, need * 2))
+    memory.check_fits(cfg)  # busy now, fits once its slot is free
+    monkeypatch.setattr(memory, "memory_bytes", lambda device: (need // 4, need // 2))
+    with pytest.raises(FascoreError, match=r"cuda:0 has .* GB free of .* GB"):
+        memory.check_fits(cfg)
+
+
 # -- 22.8: one clear message for each refusal ------------------------------------------------------
 def test_shots_that_are_not_a_number_name_the_field_not_a_function(capsys):
     from fascore.cli import main

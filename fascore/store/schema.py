@@ -22,8 +22,8 @@ from typing import Any
 MAX_BYTES = 16 * 2**20
 #: Deeper nesting than this is refused (a real run file nests 6 levels at most).
 MAX_DEPTH = 32
-#: A text field longer than this is refused (names, messages, paths).
-MAX_TEXT = 4096
+#: A text field longer than this is refused (names, messages, paths, error messages).
+MAX_TEXT = 65536
 
 
 class Kind:

@@ -9,9 +9,10 @@ backward pass: the sum of every leaf module's output size in one forward pass of
 traced on PyTorch's meta device (shapes only: no memory, no compute). images = batch_size x the
 method's streams (a source and a target batch for methods that learn from the target) / the
 number of processes. MARGIN covers the allocator's rounding, cuDNN workspaces and the teacher's
-transient activations. Free memory is the CUDA device's free memory, else the machine's available
-RAM. ``FASCORE_MEMORY_CHECK=0`` skips the refusal (e.g. when swap or unified memory is meant to
-absorb it).
+transient activations. The step must fit in the CUDA device's total memory (a GPU job waits for
+its device slot, so what others hold at its start does not count), elsewhere in the machine's
+available RAM. ``FASCORE_MEMORY_CHECK=0`` skips the refusal (e.g. when swap or unified memory is
+meant to absorb it).
 """
 
 from __future__ import annotations
@@ -79,24 +80,31 @@ def estimate(cfg: RunConfig, processes: int = 1) -> Estimate:
     return Estimate(FLOAT * (4 * params + teacher), FLOAT * (acts * images + inputs), images)
 
 
-def free_bytes(device: str) -> int:
-    """Free memory of ``device``: CUDA's free memory, else the machine's available RAM."""
+def memory_bytes(device: str) -> tuple[int, int]:
+    """(free, usable) bytes of ``device``. On CUDA, usable is the device's total: a local GPU job
+    waits for its device slot, so what other jobs hold when it starts says nothing about when it
+    trains. Elsewhere both are the machine's available RAM (CPU jobs share it as they run)."""
     dev = torch.device(device)
     if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
-    return int(psutil.virtual_memory().available)
+        free, total = torch.cuda.mem_get_info(dev)
+        return int(free), int(total)
+    available = int(psutil.virtual_memory().available)
+    return available, available
 
 
 def check_fits(cfg: RunConfig, processes: int = 1) -> None:
-    """Refuse, before any run folder exists, a step that needs more memory than is free."""
+    """Refuse, before any run folder exists, a step that needs more memory than ``device`` has
+    to give it (``memory_bytes``), with the estimate and the free memory in one line."""
     if os.environ.get(CHECK_ENV, "1") == "0":
         return
     need, device = estimate(cfg, processes), resolve_device(cfg.device)
-    free = free_bytes(device)
-    if need.total > free:
+    free, usable = memory_bytes(device)
+    if need.total > usable:
+        has = f"{free / 2**30:.1f} GB free" + (
+            f" of {usable / 2**30:.1f} GB" if usable != free else ""
+        )
         raise FascoreError(
             f"a training step of {cfg.model} at {cfg.image_size}px with {need.images} images "
-            f"needs about {need.total / 2**30:.1f} GB, but {device} has "
-            f"{free / 2**30:.1f} GB free; lower --batch-size or --image-size "
-            f"(or set {CHECK_ENV}=0 to train anyway)"
+            f"needs about {need.total / 2**30:.1f} GB, but {device} has {has}; lower "
+            f"--batch-size or --image-size (or set {CHECK_ENV}=0 to train anyway)"
         )
