@@ -63,7 +63,7 @@ def cap(extra_gb=1.0):  # the imports are done: allow 1 GB more address space th
     limit = kb * 1024 + int(extra_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-def run(reader, path, work):
+def run(reader, path, work):  # a path for the image readers, the work folder for the others
     if reader == "training":
         logs = []
         arr = load_images(pd.DataFrame({"path": [path]}), 32, log=logs.append)
@@ -88,9 +88,9 @@ def run(reader, path, work):
         said = [s["reason"] for s in res.record["skipped"] if "bomb" in s["path"]]
         return {"ok": not said, "said": " ".join(said)}
 
-reader, path, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+reader, work, paths = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 cap()
-print(json.dumps(run(reader, path, work)), flush=True)
+print(json.dumps([run(reader, path, work) for path in paths]), flush=True)
 """
 
 
@@ -116,37 +116,43 @@ def work(tmp_path_factory) -> Path:
     return work
 
 
-def _read_capped(reader: str, path: Path, work: Path) -> dict:
+def _read_capped(reader: str, work: Path, *paths: Path) -> list[dict]:
     # Arrow's own allocator reserves address space in large arenas: use malloc under the cap
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ARROW_DEFAULT_MEMORY_POOL": "system"}
     env.pop(MAX_PIXELS_ENV, None)
     proc = subprocess.run(
-        [sys.executable, "-c", READERS, reader, str(path), str(work)],
+        [sys.executable, "-c", READERS, reader, str(work), *map(str, paths)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("side", SIZES)
+slow = pytest.mark.slow  # a subprocess each, importing torch or the importers (~5 s)
+
+
+@slow
 @pytest.mark.parametrize("reader", ["training", "upload", "gradcam-sample"])
-def test_every_image_reader_refuses_a_bomb_under_a_memory_cap(work, reader, side):
-    path = work / "celeba" / "Data" / "train" / "1" / "spoof" / f"bomb{side}.png"
-    got = _read_capped(reader, path, work)
-    assert not got["ok"], got
-    if reader != "gradcam-sample":  # that page says only that the file cannot be read
-        assert "megapixels" in got["said"] or "exceeds limit" in got["said"], got
+def test_every_image_reader_refuses_a_bomb_under_a_memory_cap(work, reader):
+    folder = work / "celeba" / "Data" / "train" / "1" / "spoof"
+    got = _read_capped(reader, work, *(folder / f"bomb{side}.png" for side in SIZES))
+    for side, one in zip(SIZES, got, strict=True):
+        assert not one["ok"], (side, one)
+        if reader != "gradcam-sample":  # that page says only that the file cannot be read
+            assert "megapixels" in one["said"] or "exceeds limit" in one["said"], (side, one)
 
 
+@slow
 def test_validate_reports_every_bomb_under_a_memory_cap(work):
-    got = _read_capped("validate", work, work)
+    (got,) = _read_capped("validate", work, work)
     assert not got["ok"] and got["said"].count("TooManyPixels") >= 1, got
     for side in SIZES:
         assert f"bomb{side}.png" in got["said"], got
 
 
+@slow
 def test_the_import_skips_and_reports_every_bomb_under_a_memory_cap(work):
-    got = _read_capped("import", work, work)
+    (got,) = _read_capped("import", work, work)
     assert not got["ok"], got
     assert got["said"].count("TooManyPixels") == len(SIZES), got
 
