@@ -31,6 +31,7 @@ from fascore.store import schema
 RUNS_ENV = "FASCORE_RUNS_DIR"
 DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
+STATES = schema.STATES  # queued, running, done, failed, cancelled, interrupted
 ACTIVE_STATES = ("queued", "running")
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
 #: Launcher name -> ``f(run, status) -> state`` for jobs whose liveness a scheduler knows (the
