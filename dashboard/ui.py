@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,14 +21,15 @@ import streamlit as st
 
 from fascore.data.manifest import manifest_path, read_raw
 from fascore.data.uploads import MAX_BYTES
+from fascore.data.uploads import share_mode as _share_mode
 from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
-SHARE_ENV = "FASCORE_SHARE"
-#: The files a run-table row is read from: a row is read again only when one of them changes.
-SUMMARY_FILES = ("config", "final", "status")
+#: The files a run-table row is read from (and checked, ``Run.problem``): a row is read again
+#: only when one of them changes.
+SUMMARY_FILES = ("config", "final", "status", "alignment", "shots", "metrics")
 log = logging.getLogger("fascore.dashboard")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,6 +131,24 @@ def metrics_frame(run: Run) -> pd.DataFrame:
 
 
 # -- widgets -------------------------------------------------------------------------------------
+def plain(text: object) -> str:
+    """Text from a run file (an experiment name, a status message, an unreadable reason) for
+    Streamlit's Markdown, shown as typed: plain words pass unchanged; anything Markdown could
+    read as a link, an address, formatting, HTML or a directive (``[a](https://x)``,
+    ``www.x.org``, ``a@b.org``, ``**``, ``:red[..]``) becomes an inline code span, whose
+    content Markdown never interprets (backslash escapes would not do: GFM still links bare
+    addresses). Line breaks become spaces."""
+    text = " ".join(str(text).split())
+    if _PLAIN.fullmatch(text) and not _WWW.search(text):
+        return text
+    fence = "`" * (1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"{fence} {text} {fence}"
+
+
+_PLAIN = re.compile(r"(?:[^\W_]|[ .,=+/-])*")  # letters, digits, separators: nothing Markdown reads
+_WWW = re.compile(r"(?i)www\.")  # GFM turns a bare www.x.org into a link
+
+
 def state_badge(state: str, problem: str = "") -> str:
     """A short emoji + word for a run state (unknown states pass through); an unreadable run
     says why (``RunStore.table``'s ``problem``)."""
@@ -169,8 +188,9 @@ def server_problem() -> str | None:
 
 
 def share_mode() -> bool:
-    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling)."""
-    return os.environ.get(SHARE_ENV, "") == "1"
+    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling, no
+    uploads decoded); the one test is ``fascore.data.uploads.share_mode``."""
+    return _share_mode()
 
 
 def _run_label(table: pd.DataFrame) -> Callable[[str], str]:
@@ -215,7 +235,9 @@ def run_picker(
         st.query_params[param] = choice
     run = store().run(choice) if choice else None
     if run is not None and (why := run.problem()):
-        st.error(f"Run {run.id} is unreadable: {why}. The other runs are not affected.")
+        st.error(
+            f"Run {plain(run.id)} is unreadable: {plain(why)}. The other runs are not affected."
+        )
         st.stop()  # this page has nothing to show for it; the picker stays usable
     return run
 
@@ -300,7 +322,7 @@ def job_panel(run: Run) -> None:
     """One job's state, progress bar, loss terms, current MMD, ETA and images/s."""
     status = run.status()
     state = run.state()
-    message = f" · {status['message']}" if status.get("message") else ""
+    message = f" · {plain(status['message'])}" if status.get("message") else ""
     st.markdown(f"**{state_badge(state)}** · `{run.id}`{message}")
     progress = status.get("progress") or {}
     if not progress:

@@ -21,6 +21,8 @@ from fascore.errors import FascoreError
 
 #: Fields that do not change the result and so do not enter the run's hash.
 BOOKKEEPING = ("created", "device", "experiment", "notes", "analysis")
+#: What a flag of an optional field says for None (``--shots all``: every labelled video).
+NONE_WORDS = ("all", "none")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -251,6 +253,20 @@ def _ranges() -> tuple[tuple[FieldSpec, Range], ...]:
 def config_fields() -> tuple[FieldSpec, ...]:
     """Every field's type, allowed values, default and help, in declaration order."""
     return _specs()
+
+
+def parse_text(spec: FieldSpec, text: str) -> Any:
+    """A flag's text -> the field's value (``all`` or ``none`` -> None where the field is
+    optional), or one ``FascoreError`` that names the field and what it takes
+    (``shots must be a whole number, all or none, not 'abc'``)."""
+    if spec.optional and text.strip().lower() in NONE_WORDS:
+        return None
+    try:
+        return spec.kind(text)
+    except ValueError:
+        noun = {int: "a whole number", float: "a number"}.get(spec.kind, spec.kind.__name__)
+        noun += ", all or none" if spec.optional else ""
+        raise FascoreError(f"{spec.name} must be {noun}, not {text!r}") from None
 
 
 def field_spec(name: str) -> FieldSpec:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from fascore.data.uploads import read_upload
+from fascore.data.uploads import SHARE_REFUSAL, read_upload
 from fascore.share import samples
 from fascore.share.links import deep_link
 from fascore.store.runs import Run
@@ -44,6 +44,9 @@ def _candidates(run: Run, source: str) -> pd.DataFrame:
 def _pick_sample(run: Run, source: str):
     """(title, PIL image) of the chosen sample or upload, or None."""
     if source == SOURCES[2]:
+        if ui.share_mode():  # read-only: the server decodes nothing a visitor sends
+            st.info(SHARE_REFUSAL)
+            return None
         up = st.file_uploader("Face image (PNG or JPEG, ≤ 10 MB, ≤ 25 MP)", ["png", "jpg", "jpeg"])
         if up is None:
             return None

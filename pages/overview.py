@@ -71,7 +71,7 @@ def _experiments(table: pd.DataFrame) -> None:
     teacher_first = table.assign(student=table["method"] != "source_only")
     for experiment, group in teacher_first.groupby("experiment", sort=False):
         group = group.sort_values(["student", "created"], kind="stable")
-        st.subheader(f"Experiment · {experiment or '(none)'}")
+        st.subheader(f"Experiment · {ui.plain(experiment) if experiment else '(none)'}")
         st.dataframe(_rows(group), hide_index=True, column_config=COLUMNS, key=f"exp-{experiment}")
 
 

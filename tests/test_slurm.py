@@ -61,7 +61,9 @@ def test_options_come_from_the_store_file_then_the_flags(tmp_path):
 
 def test_state_is_the_status_while_final_and_slurms_view_while_active(tmp_path, monkeypatch):
     run = Run(tmp_path / "r")
-    run.write_config({"method": "source_only"})
+    run.write_config(
+        {"method": "source_only", "target_domain": "phone", "source_domains": ["studio"], "seed": 0}
+    )
     views = {"7": ("PENDING", "Priority")}
     monkeypatch.setattr(slurm, "job_view", lambda job, refresh=False: views.get(job))
     run.update_status(state="queued", launcher="slurm", slurm_job="7")

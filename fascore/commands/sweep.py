@@ -41,6 +41,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from fascore.jobs import sweep
     from fascore.store.runs import RunStore
 
+    sweep.check_launcher(args.launcher)  # before plan.json is written
     base = base_config(args)
     configs = sweep.plan_sweep(base, args.methods, args.seeds, args.shots)
     baseline = args.baseline or next(

@@ -15,8 +15,9 @@ import argparse
 import dataclasses
 import os
 import typing
+from pathlib import Path
 
-from fascore.config import RunConfig, config_fields
+from fascore.config import FieldSpec, RunConfig, config_fields, parse_text
 from fascore.errors import FascoreError
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
 from fascore.jobs.slurm.options import options_from_args
@@ -24,12 +25,13 @@ from fascore.jobs.slurm.options import options_from_args
 if typing.TYPE_CHECKING:
     from fascore.store.runs import RunStore
 
-_NONE_WORDS = {"none": None, "all": None}
 
-
-def _optional(kind):
-    def parse(text: str):
-        return _NONE_WORDS[text.lower()] if text.lower() in _NONE_WORDS else kind(text)
+def _optional(spec: FieldSpec):
+    def parse(text: str):  # argparse shows an ArgumentTypeError's message as it is
+        try:
+            return parse_text(spec, text)
+        except FascoreError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return parse
 
@@ -46,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         elif typing.get_origin(spec.kind) is tuple:
             kw.update(nargs="+", metavar=spec.name.upper())
         elif spec.optional:
-            kw.update(type=_optional(spec.kind))
+            kw.update(type=_optional(spec))
         else:
             kw["type"] = spec.kind
         if spec.choices:
@@ -100,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
+        _refuse_early(cfg, args)
     if args.launcher:  # a background job (a Slurm batch job with --launcher slurm)
         return _submit(cfg, store, args)
     if args.devices != 1 and "WORLD_SIZE" not in os.environ:
@@ -121,6 +124,20 @@ def _train(args: argparse.Namespace) -> int:
             f"target test: HTER {test['hter']:.4f}  AUC {test['auc']:.4f}  ACER {test['acer']:.4f}"
         )
     return 0 if state == "done" else 1
+
+
+def _refuse_early(cfg: RunConfig, args: argparse.Namespace) -> None:
+    """Refuse a bad config, manifest or a step that cannot fit in memory before a run folder
+    exists (a job handed to a launcher is checked where it runs)."""
+    from fascore.data.protocols import load_manifests  # lazy: pandas, not for `train --help`
+    from fascore.data.synth.cache import ensure_preset_data  # lazy: numpy/PIL, not for `--help`
+    from fascore.train.memory import check_fits  # lazy: torch (~4 s), not for `train --help`
+
+    if not args.launcher:
+        cfg.check()
+        ensure_preset_data(cfg.data)
+        load_manifests([Path(p) for p in cfg.data])
+        check_fits(cfg, processes=args.devices)
 
 
 def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) -> int:

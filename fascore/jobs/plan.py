@@ -61,6 +61,9 @@ def plan_runs(
 
     if not methods or not seeds:
         raise FascoreError("choose at least one method and one seed")
+    if base.shots == 0 and (users := [m for m in methods if METHODS.get(m).uses_target]):
+        raise FascoreError(f"k = 0 leaves the students no target labels ({', '.join(users)} "
+                           "learn from them): use --shots 1 or more; source_only is the k = 0 run")  # fmt: skip
     given = _teacher_for(base, teacher, store or RunStore()) if teacher else None
     plan: dict[str, RunConfig] = {}
     for seed in seeds:

@@ -82,9 +82,16 @@ def submit_plan(
     store = store or RunStore()
     if launcher in PLAN_LAUNCHERS:
         return PLAN_LAUNCHERS.get(launcher)(configs, store, **kw)
-    LAUNCHERS.get(launcher)  # a clear error for an unknown name
+    check_launcher(launcher)
     runs = [control.submit(cfg, store, launcher) for cfg in configs]
     return wait_for(runs, **kw)
+
+
+def check_launcher(name: str) -> None:
+    """One FascoreError naming the known launchers for an unknown ``name``, before a sweep
+    writes its plan or starts a job."""
+    if name not in PLAN_LAUNCHERS:
+        LAUNCHERS.get(name)
 
 
 def wait_for(

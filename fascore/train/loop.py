@@ -33,6 +33,7 @@ from fascore.train import distributed, regimes
 from fascore.train.build import build_model, make_method
 from fascore.train.checkpoint import load_checkpoint, save_best, save_checkpoint
 from fascore.train.finish import finish, models_of, weights_key
+from fascore.train.memory import check_fits
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel
 from fascore.train.scoring import dev_summary
@@ -91,6 +92,7 @@ def train(
     ctx = distributed.context(device_type(config.device))  # under torchrun: join the group
     if not ctx.is_main:
         return _follow(config, store, resume, ctx)
+    check_fits(config, ctx.world)  # a step that cannot fit is refused before the run folder
     run = store.run(config.run_id())
     with _own(run) as owner:  # before any reset or resume: a run owned by a live process is refused
         if run.has("done") and not resume:

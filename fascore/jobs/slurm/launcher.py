@@ -19,6 +19,7 @@ partition at the first submission.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,10 @@ def check_partition(partition: str | None) -> None:
         )
 
 
+#: srun's own words when it cannot reach the controller or allocate: the probe never ran.
+SLURM_REFUSED = re.compile(r"(srun|salloc|sbatch): error: .*(Unable to|Invalid|controller|allocat)")
+
+
 def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 120.0) -> None:
     """Check a compute node of the partition sees the run store and what it writes there is seen
     here (a shared filesystem): a one-task ``srun`` reads a token and writes an answer. Done once
@@ -169,6 +174,12 @@ def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 
             time.sleep(0.25)
         if out.returncode != 0 or token.name not in out.stdout or not answer.exists():
             why = (out.stderr.strip().splitlines() or ["the token was not read back"])[-1]
+            if out.returncode != 0 and SLURM_REFUSED.search(out.stderr):  # the probe never ran
+                raise FascoreError(
+                    f"Slurm could not run a one-task probe job on partition "
+                    f"{opts.partition or '(default)'} ({why}); check that this machine reaches "
+                    "the cluster (`sinfo`, `squeue`), or use --launcher local"
+                )
             raise FascoreError(
                 f"the compute nodes of partition {opts.partition or '(default)'} cannot see the run "
                 f"store {store.root.resolve()} ({why}). Put the store on a filesystem the nodes "
