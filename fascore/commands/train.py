@@ -17,7 +17,7 @@ import os
 import typing
 from pathlib import Path
 
-from fascore.config import FieldSpec, RunConfig, config_fields, parse_text
+from fascore.config import FieldSpec, RunConfig, config_fields, field_spec, parse_text
 from fascore.errors import FascoreError
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
 from fascore.jobs.slurm.options import options_from_args
@@ -57,10 +57,12 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 
 
 def parse_shots(text: str) -> int | None:
-    """k as ``--shots`` reads it: a whole number, or ``all`` (every labelled target video)."""
-    if not text.strip().isdigit() and text.strip().lower() not in _NONE_WORDS:
-        raise FascoreError(f"shots must be whole numbers or 'all', not {text!r}")
-    return _optional(int)(text.strip())
+    """k as ``--shots`` reads it: a whole number, or ``all`` (every labelled target video);
+    anything else is one FascoreError naming the field."""
+    shots = parse_text(field_spec("shots"), text.strip())
+    if shots is not None and shots < 0:
+        raise FascoreError(f"shots must be a whole number, all or none, not {text!r}")
+    return shots
 
 
 def build_config(given: dict, protocol: str | None = None) -> RunConfig:
