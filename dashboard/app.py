@@ -54,6 +54,7 @@ navigation = st.navigation(
             st.Page(
                 PAGES / "gradcam.py", title="Grad-CAM", icon=":material/local_fire_department:"
             ),
+            st.Page(PAGES / "shift.py", title="Shift debugger", icon=":material/troubleshoot:"),
         ],
         "Share": [st.Page(PAGES / "report.py", title="Report", icon=":material/description:")],
     }

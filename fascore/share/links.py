@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 DASHBOARD_URL = "http://127.0.0.1:8501"  # streamlit's default address under .streamlit/config.toml
-DASHBOARD_PAGES = ("overview", "train", "compare", "alignment", "gradcam", "report")
+DASHBOARD_PAGES = ("overview", "train", "compare", "alignment", "gradcam", "report", "shift")
 
 
 def deep_link(base: str | None, page: str, **params: object) -> str:

@@ -21,7 +21,7 @@ from fascore.atomic import atomic_write_text
 from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
-from fascore.share import figures
+from fascore.share import cases, figures
 from fascore.share.figures import delta_table, metrics_table, mmd_epochs, mmd_table, sampling_line
 from fascore.share.htmldoc import HtmlDoc, data_uri
 from fascore.share.links import deep_link
@@ -215,6 +215,7 @@ def build_report(
     _curves_section(doc, runs, names)
     for name, run in zip(names, runs, strict=True):
         _alignment_section(doc, run, name)
+        cases.case_section(doc, run, name, dashboard)
     _gradcam_section(doc, panels)
     if dashboard:
         doc.h(2, "Open in the dashboard")

@@ -62,6 +62,7 @@ FILES = {
     "epoch_projection": "epoch_projection.parquet",
     "alignment": "alignment.json",
     "errors": "errors.parquet",
+    "cases": "cases.json",
     "done": "done",
     "cancel": "cancel.request",
     "lock": "owner.lock",
