@@ -78,16 +78,14 @@ def _gallery(cmp: compare.Comparison, student: Run) -> None:
     st.caption(f"{len(dis)} test images decided differently, each model at its own dev threshold.")
     a, b = cmp.names
     cols = st.columns(6)
-    for i, row in enumerate(dis.head(GALLERY).itertuples()):
+    for i, row in enumerate(dis.head(GALLERY).to_dict("records")):  # names may hold spaces
         with cols[i % 6]:
-            if Path(row.path).exists():
-                st.image(row.path, width="stretch")
-            link = deep_link(
-                st.context.url, "gradcam", run=student.id, sample=getattr(row, f"sample_{b}")
-            )
+            if Path(row["path"]).exists():
+                st.image(row["path"], width="stretch")
+            link = deep_link(st.context.url, "gradcam", run=student.id, sample=row[f"sample_{b}"])
             st.caption(
-                f"{row.label}/{row.attack}  \n{a} {getattr(row, f'score_{a}'):.2f} · "
-                f"{b} {getattr(row, f'score_{b}'):.2f}  \n[Grad-CAM ↗]({link})"
+                f"{row['label']}/{row['attack']}  \n{a} {row[f'score_{a}']:.2f} · "
+                f"{b} {row[f'score_{b}']:.2f}  \n[Grad-CAM ↗]({link})"
             )
 
 
@@ -117,8 +115,8 @@ def compare_page() -> None:
         "HTER is not ISO/IEC 30107-3; APCER is the maximum over PAI species; "
         "the oracle HTER uses the test set's own EER threshold (optimistic)."
     )
-    for role, run in (("teacher", teacher), ("student", student)):
-        st.caption(f"Label budget, {role} `{run.id}`: {budget_text(run.read_json('final'))}")
+    for name, run in zip(cmp.names, cmp.runs, strict=True):
+        st.caption(f"Label budget, {name} `{run.id}`: {budget_text(ui.read_json(run, 'final'))}")
     tabs = st.tabs(list(TABS), key="view", bind="query-params")  # ?view=... opens one tab
     view = next((v for v, tab in zip(TABS, tabs, strict=True) if tab.open), None)
     link = deep_link(st.context.url, "compare", run=student.id, teacher=teacher.id, view=view)

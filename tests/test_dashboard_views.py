@@ -84,6 +84,38 @@ def test_compare_defaults_to_the_students_own_teacher(fake):
     _ok(at)
 
 
+def _without_teacher(run: Path) -> str:
+    """Make ``run`` a student without a teacher (as target_only is); returns the old config."""
+    import json
+
+    config = (run / "config.json").read_text()
+    (run / "config.json").write_text(json.dumps({**json.loads(config), "teacher": None}))
+    return config
+
+
+def test_compare_columns_hold_the_numbers_of_the_run_they_name(fake, fake_root):
+    """A run without a teacher picked as "student", a student as the run to compare against: each
+    column and each histogram panel is headed by its own run's method (issue 21, item 1)."""
+    import json
+
+    alone = next(r for r in fake if r.startswith("mmd"))
+    other = next(r for r in fake if r.startswith("distill"))
+    config = _without_teacher(fake_root / alone)
+    try:
+        at = _page("compare", run=alone, teacher=other)
+        table = at.dataframe[0].value.set_index("metric")
+        for run, method in ((alone, "mmd"), (other, "distill")):
+            hter = json.loads((fake_root / run / "final.json").read_text())["target_test"]["hter"]
+            assert table.loc["HTER (non-ISO)", method].startswith(f"{hter:.3f}")
+        assert "teacher" not in table and "student" not in table
+        at = _page("compare", run=alone, teacher=other, view="Distributions")
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        titles = [a["text"] for a in spec["layout"]["annotations"]]
+        assert titles == ["distill", "mmd"]  # the run compared against first, as in the table
+    finally:
+        (fake_root / alone / "config.json").write_text(config)
+
+
 def test_compare_threshold_slider_moves_apcer_and_bpcer(fake):
     at = _page("compare", run=next(r for r in fake if r.startswith("distill")), view="Threshold")
     assert _charts(at) == 1  # only the open tab is drawn: the APCER/BPCER sweep
