@@ -280,7 +280,8 @@ def manifest_domains(path: str) -> list[str]:
     return _domains(str(target), target.stat().st_mtime_ns if target.exists() else 0)
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """``3 min 05 s`` or ``42 s``; an en dash when unknown."""
     if seconds is None:
         return "–"
     minutes, secs = divmod(int(seconds), 60)
@@ -299,7 +300,7 @@ def job_panel(run: Run) -> None:
     text = f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}"
     st.progress(min(1.0, float(progress.get("fraction") or 0.0)), text=text)
     cols = st.columns(3)
-    cols[0].metric("ETA", _duration(progress.get("eta_s")) if state == "running" else "–")
+    cols[0].metric("ETA", duration(progress.get("eta_s")) if state == "running" else "–")
     if progress.get("images_per_s"):
         cols[1].metric("images/s", f"{progress['images_per_s']:.0f}")
     else:  # an older trainer reports optimisation steps only
