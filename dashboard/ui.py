@@ -59,7 +59,8 @@ def _stat(run: Run, key: str) -> tuple[int, int]:
     return st_.st_mtime_ns, st_.st_size
 
 
-def _mtime(run: Run, key: str) -> int:
+def mtime(run: Run, key: str) -> int:
+    """Change time (ns) of one of the run's files, 0 while it does not exist: a cache key."""
     return _stat(run, key)[0]
 
 
@@ -74,7 +75,7 @@ def _row(run: Run) -> dict:
     A queued or running state is checked afresh: a dead process or a stale heartbeat makes it
     "interrupted" without any file changing.
     """
-    row = _summary(str(run.path), tuple(_mtime(run, k) for k in SUMMARY_FILES))
+    row = _summary(str(run.path), tuple(mtime(run, k) for k in SUMMARY_FILES))
     return {**row, "state": run.state()} if row["state"] in ACTIVE_STATES else row
 
 
@@ -110,17 +111,17 @@ def _read_arrays(path: str, key: str, mtime: int) -> dict[str, np.ndarray] | Non
 
 def read_table(run: Run, key: str) -> pd.DataFrame | None:
     """``run.read_table(key)``, cached until the file changes (callers must not mutate it)."""
-    return _read_table(str(run.path), key, _mtime(run, key))
+    return _read_table(str(run.path), key, mtime(run, key))
 
 
 def read_json(run: Run, key: str) -> Any:
     """``run.read_json(key)``, cached until the file changes."""
-    return _read_json(str(run.path), key, _mtime(run, key))
+    return _read_json(str(run.path), key, mtime(run, key))
 
 
 def read_arrays(run: Run, key: str) -> dict[str, np.ndarray] | None:
     """``run.read_arrays(key)``, cached until the file changes."""
-    return _read_arrays(str(run.path), key, _mtime(run, key))
+    return _read_arrays(str(run.path), key, mtime(run, key))
 
 
 def metrics_frame(run: Run) -> pd.DataFrame:

@@ -154,6 +154,71 @@ def test_alignment_shows_the_linked_view_with_its_statistics(fake):
     assert _page("alignment", run=student).radio(key="view").value == "aligned"  # the default
 
 
+def test_alignment_of_a_run_without_a_teacher_shows_its_one_view(fake, fake_root):
+    """Without a teacher the three views are one network's map: one view, a caption that speaks
+    of no teacher, and only its rows in the MMD table (issue 21, item 4)."""
+    run = next(r for r in fake if r.startswith("mmd"))
+    config = _without_teacher(fake_root / run)
+    try:
+        at = _page("alignment", run=run)
+        assert not [r for r in at.radio if r.key == "view"]  # nothing to choose between
+        captions = _texts(at, "caption")
+        assert "has no teacher" in captions and "teacher on source" not in captions
+        assert set(at.dataframe[0].value["view"]) == {"student"}
+    finally:
+        (fake_root / run / "config.json").write_text(config)
+    teacher = next(r for r in fake if r.startswith("source_only"))
+    at = _page("alignment", run=teacher)
+    assert "a teacher run" in _texts(at, "caption")
+
+
+def test_alignment_p_values_at_the_floor_say_so(fake, fake_root):
+    """p = 1/201 is the smallest a 200-permutation test can give: "< 0.005 (200 permutations)"."""
+    import json
+
+    from fascore.share.figures import p_value_text
+
+    assert p_value_text(1 / 201, 200) == "< 0.005 (200 permutations)"
+    assert p_value_text(1 / 1001, 1000) == "< 0.001 (1000 permutations)"
+    assert p_value_text(0.2, 200) == "0.200" and p_value_text(None, 200) == "—"
+    student = next(r for r in fake if r.startswith("distill"))
+    alignment = json.loads((fake_root / student / "alignment.json").read_text())
+    n = alignment["sampling"]["permutations"]
+    at = _page("alignment", run=student)
+    shown = at.dataframe[0].value.set_index(["view", "class"])["p-value"]
+    for view, stats in alignment["views"].items():
+        p = stats["p_value"]
+        want = f"< {0.005 if n == 200 else ''}" if p <= 1 / (n + 1) + 1e-12 else f"{p:.3f}"
+        assert shown.loc[(view, "all")].startswith(want), (shown.loc[(view, "all")], p)
+
+
+def test_alignment_clicks_back_to_a_seen_view_rebuild_nothing(fake, monkeypatch):
+    """Cache by input: going back to a view and colour already drawn builds no figure (issue 21,
+    item 11)."""
+    from fascore.share import figures
+
+    built: list[str] = []
+    for name in ("umap_figure", "umap_animation"):
+        real = getattr(figures, name)
+        monkeypatch.setattr(
+            figures,
+            name,
+            lambda *a, _real=real, _n=name, **k: (built.append(_n), _real(*a, **k))[1],
+        )
+    import streamlit as st
+
+    st.cache_data.clear()  # figures cached by an earlier test would hide a rebuild
+    student = next(r for r in fake if r.startswith("mmd"))
+    at = _page("alignment", run=student)
+    at.radio(key="view").set_value("shift").run()
+    _ok(at)
+    drawn = len(built)
+    for view in ("aligned", "shift", "aligned"):
+        at.radio(key="view").set_value(view).run()
+        _ok(at)
+    assert len(built) == drawn and drawn > 0
+
+
 def test_gradcam_shows_teacher_and_student_side_by_side(fake):
     student = next(r for r in fake if r.startswith("distill"))
     at = _page("gradcam", run=student)
