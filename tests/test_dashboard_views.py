@@ -224,12 +224,61 @@ def test_gradcam_shows_teacher_and_student_side_by_side(fake):
     at = _page("gradcam", run=student)
     captions = _image_captions(at)
     assert len(captions) == 3 and captions[0].startswith("input")
-    assert captions[1].startswith("teacher P(spoof)") and captions[2].startswith("student P(")
+    assert captions[1].startswith("teacher · P(spoof)") and captions[2].startswith("student · P(")
     at.slider(key="gc_alpha").set_value(0.9).run()
     _ok(at)
     at.radio(key="gc_source").set_value("Any scored image").run()
     _ok(at)
     assert len(_image_captions(at)) == 3
+
+
+def test_gradcam_shows_each_models_threshold_and_decision_on_one_scale(fake, fake_root):
+    """Beside each score: the model's own run's threshold and its decision (right or wrong); the
+    maps share one absolute scale by default, per-map on request (issue 21, item 5)."""
+    import json
+    import re
+
+    student = next(r for r in fake if r.startswith("distill"))
+    teacher = next(r for r in fake if r.startswith("source_only"))
+    at = _page("gradcam", run=student)
+    assert at.radio(key="gc_scale").value.startswith("shared")
+    finals = {
+        name: json.loads((fake_root / run / "final.json").read_text())
+        for name, run in (("teacher", teacher), ("student", student))
+    }
+    for caption in _image_captions(at)[1:]:
+        name, score, sign, threshold, says = re.match(
+            r"(\w+) · P\(spoof\) ([\d.]+) ([<≥]) ([\d.]+) → (live|spoof)", caption
+        ).groups()
+        role = "target" if "phone" in at.subheader[0].value else "source"
+        assert float(threshold) == pytest.approx(
+            finals[name][f"{role}_test"]["threshold"], abs=5e-4
+        )
+        assert (float(score) >= float(threshold)) == (says == "spoof") == (sign == "≥")
+        assert caption.endswith(("(right)", "(wrong: live)", "(wrong: spoof)"))
+    assert "One colour scale for both models" in _texts(at, "caption")
+    at.radio(key="gc_scale").set_value("each map on its own").run()
+    _ok(at)
+    assert "Each map scaled to its own maximum" in _texts(at, "caption")
+
+
+def test_gradcam_titles_a_frame_both_models_miss_with_both(fake, fake_root):
+    student = next(r for r in fake if r.startswith("mmd"))
+    path = fake_root / student / "errors.parquet"
+    saved = path.read_bytes()
+    try:
+        import pandas as pd
+
+        errors = pd.read_parquet(path)
+        disagree = set(errors.loc[errors["kind"] == "disagree", "path"])
+        teacher_fa = (errors["kind"] == "false_accept") & (errors["model"] == "teacher")
+        row = errors[teacher_fa & ~errors["path"].isin(disagree)].iloc[[0]]
+        both = row.assign(model="student")
+        pd.concat([both, errors], ignore_index=True).to_parquet(path)  # the student's row first
+        at = _page("gradcam", run=student, sample=str(row["sample"].iloc[0]))
+        assert at.subheader[0].value.endswith("false_accept (teacher and student)")
+    finally:
+        path.write_bytes(saved)
 
 
 def _png(size=(40, 30)) -> bytes:
@@ -244,6 +293,7 @@ def test_gradcam_explains_an_upload_and_rejects_a_bad_one(fake):
     at.file_uploader[0].set_value(("face.png", _png(), "image/png")).run()
     _ok(at)
     assert len(_image_captions(at)) == 3
+    assert at.subheader[0].value == "upload face.png"  # no internal id in the title
     at.file_uploader[0].set_value(("face.png", b"not an image at all", "image/png")).run()
     _ok(at)
     assert "could not be read as an image" in _texts(at, "error")
