@@ -134,7 +134,8 @@ def _scale_caption(panel: samples.Panel, scale: str) -> str:
         top = max(panel.peaks.values(), default=0.0)
         return (
             f"One colour scale for both models: red = {top:.3g} spoof log-odds per cell of the "
-            f"layer's grid (the larger map's maximum; each map's own: {peaks}), blue = 0."
+            f"layer's grid, the larger map's maximum (each map's own: {peaks}), blue = 0. Only "
+            "spoof evidence is drawn: a model that says live outweighs it with live evidence."
         )
     return (
         f"Each map scaled to its own maximum ({peaks} spoof log-odds per cell): compare where "

@@ -116,7 +116,8 @@ SCALES = ("shared", "per-map")
 def scale_maps(
     raw: dict[str, np.ndarray], scale: str = "shared"
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Raw maps (B, H, W) >= 0 per model -> (maps in [0, 1], the raw value shown as 1 (B,)).
+    """Raw maps (B, H, W) >= 0 per model -> (maps in [0, 1], the raw value each map shows as 1,
+    (B,) per model).
 
     ``shared``: every model's map of image b is divided by the largest raw value any model has
     on image b; ``per-map``: each by its own maximum. An all-zero divisor leaves the map zero.
@@ -188,8 +189,8 @@ def explain_samples(
     Images are resized to the first model's ``input_size`` (if it has one) and normalised as in
     training; maps are put on one ``scale`` (``scale_maps``: ``shared`` by the models, or
     ``per-map``). Returns ``{"images": uint8 (B, S, S, 3), name: {"cam": (B, S, S) float32 in
-    [0, 1], "peak": (B,) the raw value shown as 1, "score": (B,) P(spoof), "overlay": uint8
-    (B, S, S, 3)}}`` per model.
+    [0, 1], "peak": (B,) the map's own raw maximum, "scale": (B,) the raw value shown as 1,
+    "score": (B,) P(spoof), "overlay": uint8 (B, S, S, 3)}}`` per model.
     """
     first = next(iter(models.values()))
     size = getattr(first, "input_size", None) or int(images.shape[-1])
@@ -202,9 +203,11 @@ def explain_samples(
         with eval_mode(model), torch.no_grad():
             logits = model(x.to(next(model.parameters()).device))
         scores[name] = spoof_probability(logits).cpu().numpy()
-    cams, peaks = scale_maps(raw, scale)
+    cams, divisors = scale_maps(raw, scale)
     out: dict = {"images": shown}
     for name, cam in cams.items():
         overlays = np.stack([overlay(im, c, alpha) for im, c in zip(shown, cam, strict=True)])
-        out[name] = {"cam": cam, "peak": peaks[name], "score": scores[name], "overlay": overlays}
+        peak = raw[name].reshape(len(cam), -1).max(axis=1)
+        out[name] = {"cam": cam, "peak": peak, "scale": divisors[name], "score": scores[name]}
+        out[name]["overlay"] = overlays
     return out
