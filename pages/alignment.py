@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import ui
-from fascore.share import figures
+from fascore.share import figures, numbers
 from fascore.share.links import deep_link
 from fascore.store.runs import Run
 
@@ -70,7 +70,7 @@ def _statistics(alignment: dict | None, views: list[str]) -> None:
     permutations = ((alignment or {}).get("sampling") or {}).get("permutations")
     table = table[table["view"].isin(views)]
     table = table.assign(
-        **{"p-value": [figures.p_value_text(p, permutations) for p in table["p-value"]]}
+        **{"p-value": [numbers.p_value_text(p, permutations) for p in table["p-value"]]}
     )
     st.dataframe(
         table,

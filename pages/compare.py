@@ -7,9 +7,10 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.eval import compare
-from fascore.share import figures
-from fascore.share.figures import budget_text, delta_table
+from fascore.share import figures, numbers
+from fascore.share.figures import budget_text
 from fascore.share.links import deep_link
+from fascore.share.numbers import delta_table_percent
 from fascore.store.runs import Run
 
 GALLERY = 12  # disagreement thumbnails shown
@@ -110,7 +111,7 @@ def compare_page() -> None:
     teacher, student = picked
     cmp, deltas = _load(teacher.id, student.id, (_stamp(teacher), _stamp(student)))
     head = st.empty()  # filled once the open tab is known, so the link reopens it
-    st.dataframe(delta_table(deltas), hide_index=True)
+    st.dataframe(delta_table_percent(deltas), hide_index=True)
     st.caption(
         "HTER is not ISO/IEC 30107-3; APCER is the maximum over PAI species; "
         "the oracle HTER uses the test set's own EER threshold (optimistic)."
@@ -120,7 +121,15 @@ def compare_page() -> None:
     tabs = st.tabs(list(TABS), key="view", bind="query-params")  # ?view=... opens one tab
     view = next((v for v, tab in zip(TABS, tabs, strict=True) if tab.open), None)
     link = deep_link(st.context.url, "compare", run=student.id, teacher=teacher.id, view=view)
-    head.caption(f"Target test set, {cmp.level} level, {len(cmp.joined)} images · link: {link}")
+    regimes = " · ".join(
+        f"{name}: {final.get('regime', '?')} regime, {numbers.threshold_text(final)}"
+        for name, final in (
+            (n, ui.read_json(r, "final") or {}) for n, r in zip(cmp.names, cmp.runs, strict=True)
+        )
+    )
+    head.caption(
+        f"Target test set, {cmp.level} level, {len(cmp.joined)} images · {regimes} · link: {link}"
+    )
     for tab, show in zip(tabs, TABS.values(), strict=True):
         if tab.open:  # only the open tab is computed
             with tab:

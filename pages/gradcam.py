@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.data.uploads import read_upload
-from fascore.share import samples
+from fascore.share import numbers, samples
 from fascore.share.links import deep_link
 from fascore.store.runs import Run
 
@@ -110,12 +110,11 @@ def _pick_sample(run: Run, source: str) -> Pick | None:
     return Pick(titles[i], f"sample:{row['path']}", image, row["label"], row["role"])
 
 
-def _threshold(run: Run, model: str, role: str) -> float | None:
-    """A model's decision threshold: its own run's (the teacher's run for ``teacher``)."""
+def _final(run: Run, model: str) -> dict:
+    """final.json of the run a model comes from (the teacher's own run for ``teacher``)."""
     teacher = run.config().get("teacher")
     owner = ui.store().run(teacher) if model == "teacher" and teacher else run
-    block = (ui.read_json(owner, "final") or {}).get(f"{role}_test") or {}
-    return block.get("threshold")
+    return ui.read_json(owner, "final") or {}
 
 
 def _caption(name: str, score: float, threshold: float | None, label: str | None) -> str:
@@ -149,15 +148,16 @@ def _show(run: Run, pick: Pick, panel: samples.Panel, scale: str) -> None:
     for col, (name, img) in zip(cols, panel.images.items(), strict=True):
         caption = "input" if name == "input" else ""
         if name in panel.scores:
-            threshold = _threshold(run, name, pick.role)
+            threshold = (_final(run, name).get(f"{pick.role}_test") or {}).get("threshold")
             caption = _caption(name, panel.scores[name], threshold, pick.label)
         col.image(img, caption, WIDTH, output_format="PNG")
     st.caption(
         "Warmer = more evidence for 'spoof': Grad-CAM of the spoof log-odds (z_spoof − z_live) "
         "at each model's last convolutional block, upsampled to the input. "
         + _scale_caption(panel, scale)
-        + f" Thresholds: each model's own run's {pick.role}-test threshold (its rule as recorded"
-        " in the run); a frame is decided alone, the runs' metrics average frames per video."
+        + f" Thresholds ({pick.role} test, each model's own run): "
+        + "; ".join(f"{m}: {numbers.threshold_text(_final(run, m))}" for m in panel.scores)
+        + ". A frame is decided alone here; the runs' metrics average the frames of a video."
     )
 
 

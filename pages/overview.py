@@ -36,7 +36,14 @@ COLUMNS = {
         "labels t-dev", format="%d", help="labelled target videos the target-dev regime used"
     ),
 }
-THRESHOLD_FROM = {"source_dev": "the source dev split", "target_dev": "the target dev split"}
+#: a regime's recorded ``threshold_from`` -> where its threshold comes from, in words
+THRESHOLD_FROM = {
+    "source_dev": "the source dev split",
+    "target_dev": "the target dev split",
+    "shots": "the k shots",
+    "fixed": "a fixed 0.5",
+    "oracle": "the test split itself (optimistic)",
+}
 
 
 def _state(group: pd.DataFrame) -> pd.Series:

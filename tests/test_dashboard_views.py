@@ -72,7 +72,8 @@ def test_compare_defaults_to_the_students_own_teacher(fake):
     assert [s.value for s in at.selectbox] == [student, teacher]
     assert at.query_params["teacher"] == [teacher] or at.query_params["teacher"] == teacher
     table = at.dataframe[0].value
-    assert "HTER (non-ISO)" in table["metric"].tolist() and "delta (second − first)" in table
+    assert "HTER (non-ISO)" in table["metric (%)"].tolist()
+    assert "delta (second − first), points" in table
     assert _charts(at) == 2  # the first tab: ROC and DET
     assert f"compare?run={student}&teacher={teacher}" in _texts(at, "caption")
     at = _page("compare", run=student, view="Disagreements")
@@ -103,10 +104,10 @@ def test_compare_columns_hold_the_numbers_of_the_run_they_name(fake, fake_root):
     config = _without_teacher(fake_root / alone)
     try:
         at = _page("compare", run=alone, teacher=other)
-        table = at.dataframe[0].value.set_index("metric")
+        table = at.dataframe[0].value.set_index("metric (%)")
         for run, method in ((alone, "mmd"), (other, "distill")):
             hter = json.loads((fake_root / run / "final.json").read_text())["target_test"]["hter"]
-            assert table.loc["HTER (non-ISO)", method].startswith(f"{hter:.3f}")
+            assert table.loc["HTER (non-ISO)", method].startswith(f"{100 * hter:.1f} [")
         assert "teacher" not in table and "student" not in table
         at = _page("compare", run=alone, teacher=other, view="Distributions")
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -176,7 +177,7 @@ def test_alignment_p_values_at_the_floor_say_so(fake, fake_root):
     """p = 1/201 is the smallest a 200-permutation test can give: "< 0.005 (200 permutations)"."""
     import json
 
-    from fascore.share.figures import p_value_text
+    from fascore.share.numbers import p_value_text
 
     assert p_value_text(1 / 201, 200) == "< 0.005 (200 permutations)"
     assert p_value_text(1 / 1001, 1000) == "< 0.001 (1000 permutations)"
@@ -329,15 +330,20 @@ def test_compare_shows_the_numbers_of_the_comparison(fake, fake_root):
     student = next(r for r in fake if r.startswith("distill"))
     teacher = next(r for r in fake if r.startswith("source_only"))
     at = _page("compare", run=student)
-    table = at.dataframe[0].value.set_index("metric")
+    table = at.dataframe[0].value.set_index("metric (%)")
     store = RunStore(fake_root)
     cmp = compare.compare_runs(store.get(teacher), store.get(student))  # as the page: first, second
     want = cmp.deltas(n_boot=300).set_index("metric").loc["hter"]
     shown = table.loc["HTER (non-ISO)"]
     a, b = cmp.names
-    assert shown[a].startswith(f"{want[a]:.3f}") and shown[b].startswith(f"{want[b]:.3f}")
-    delta = f"{want['delta']:.3f} [{want['delta_lo']:.3f}, {want['delta_hi']:.3f}]"
-    assert shown["delta (second − first)"] == delta
+    assert shown[a].startswith(f"{100 * want[a]:.1f}") and shown[b].startswith(
+        f"{100 * want[b]:.1f}"
+    )
+    pct = [f"{100 * want[k]:.1f}" for k in ("delta", "delta_lo", "delta_hi")]
+    assert shown["delta (second − first), points"] == f"{pct[0]} [{pct[1]}, {pct[2]}]"
+    head = _texts(at, "caption")
+    assert "teacher: zero-shot regime, EER on the source dev set" in head  # regime and rule
+    assert "student: few-shot regime" in head
 
 
 def test_gradcam_shows_new_maps_once_the_weights_change(fake, fake_root):

@@ -394,17 +394,3 @@ def experiment_figure(summary: pd.DataFrame, metric: str = "hter") -> go.Figure:
     return _finish(fig, f"target test {metric.upper()}{unit} against k (mean ± std over seeds)",
                    xaxis_title="labelled target presentations per class (k)",
                    yaxis_title=f"{metric.upper()}{unit}")  # fmt: skip
-
-
-def p_value_text(p: float | None, permutations: int | None) -> str:
-    """A permutation test's p-value for reading: ``< 0.005 (200 permutations)`` at its floor
-    ``1 / (permutations + 1)`` (no permutation reached the observed statistic, so the test can
-    say no more; the bound is the floor rounded up to one significant digit), else ``0.123``;
-    an em dash when missing."""
-    if p is None or not np.isfinite(p):
-        return "—"
-    floor = 1.0 / (permutations + 1) if permutations else 0.0
-    if permutations and p <= floor * (1.0 + 1e-9):
-        step = 10.0 ** np.floor(np.log10(floor))
-        return f"< {np.ceil(floor / step - 1e-9) * step:.2g} ({permutations} permutations)"
-    return f"{p:.3f}"
