@@ -282,10 +282,12 @@ def manifest_domains(path: str) -> list[str]:
 
 
 def duration(seconds: float | None) -> str:
-    """``3 min 05 s`` or ``42 s``; an en dash when unknown."""
+    """``1 h 05 min``, ``3 min 05 s`` or ``42 s``; an en dash when unknown."""
     if seconds is None:
         return "–"
     minutes, secs = divmod(int(seconds), 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 

@@ -94,11 +94,16 @@ def _summary(table: pd.DataFrame) -> None:
     cols[3].metric("⚠️ stopped", stopped, help="failed, cancelled or interrupted: resume on Train")
 
 
-def _progress(run_ids: pd.Series) -> None:
-    """Runs done and left, each running run's epoch, and the time left at the pace so far."""
+def _progress(group: pd.DataFrame) -> None:
+    """Runs done and left of the batch still going (``watch.current_batch``), each running run's
+    epoch, and the time left at the pace so far."""
     store = ui.store()
-    runs = [store.run(rid) for rid in run_ids]
-    p = watch.group_progress([(r.id, r.state(), r.status()) for r in runs])
+    runs = [store.run(rid) for rid in group["run"]]
+    created = group["created"].astype(float)
+    batch = watch.current_batch(
+        [(r.id, r.state(), r.status(), c) for r, c in zip(runs, created, strict=True)]
+    )
+    p = watch.group_progress(batch)
     epochs = ", ".join(f"`{rid}` epoch {e}/{n}" for rid, e, n in p.running) or "none yet"
     if p.remaining_s is None:
         eta = "time left: measured once the first epoch ends"
@@ -121,7 +126,7 @@ def _experiments(table: pd.DataFrame) -> None:
         group = group.sort_values(["student", "created"], kind="stable")
         st.subheader(f"Experiment · {experiment or '(none)'}")
         if group["state"].isin(("queued", "running")).any():
-            _progress(group["run"])
+            _progress(group)
         st.dataframe(_rows(group), hide_index=True, column_config=COLUMNS, key=f"exp-{experiment}")
 
 

@@ -120,7 +120,7 @@ def test_overview_shows_how_far_the_running_experiment_is(fake):
     at = _app()
     running = next(r for r in fake if r.state() == "running")
     bar = at.get("progress")[0].proto
-    assert f"{len(fake) - 1} of {len(fake)} runs done, 1 left" in bar.text
+    assert "0 of 1 runs done, 1 left" in bar.text  # the others finished before it was submitted
     assert "left at the pace so far" in bar.text
     progress = running.status()["progress"]
     assert f"`{running.id}` epoch {progress['epoch']}/{progress['epochs']}" in " ".join(
@@ -129,7 +129,7 @@ def test_overview_shows_how_far_the_running_experiment_is(fake):
 
 
 def test_group_progress_estimates_from_the_pace_so_far():
-    from fascore.jobs.watch import group_progress, remaining_time
+    from fascore.jobs.watch import current_batch, group_progress, remaining_time
 
     assert remaining_time(100.0, 0.25) == pytest.approx(300.0) and remaining_time(5.0, 0) is None
     runs = [
@@ -152,6 +152,12 @@ def test_group_progress_estimates_from_the_pace_so_far():
     assert p.fraction == pytest.approx(14 / 26) and p.elapsed_s == pytest.approx(100.0)
     assert p.remaining_s == pytest.approx(100.0 * 12 / 14)
     assert group_progress([("q", "queued", {})], now=1.0).remaining_s is None
+    # the batch still going: active runs and those finished since the first of them was submitted
+    old = ("o", "done", {"finished": 100.0})
+    new = ("n", "done", {"finished": 960.0})
+    batch = current_batch([(*old, 50.0), (*new, 900.0), ("a", "running", {}, 950.0)])
+    assert [rid for rid, *_ in batch] == ["n", "a"]
+    assert current_batch([(*old, 50.0)]) == []
 
 
 def test_share_mode_hides_launching(empty, monkeypatch):

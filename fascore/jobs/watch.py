@@ -64,3 +64,18 @@ def group_progress(runs: list[tuple[str, str, dict]], now: float | None = None) 
     left = sum(state in ACTIVE for _, state, _ in runs)
     remaining = remaining_time(elapsed, fraction) if elapsed is not None else None
     return Progress(len(runs) - left, left, running, fraction, elapsed, remaining)
+
+
+def current_batch(runs: list[tuple[str, str, dict, float]]) -> list[tuple[str, str, dict]]:
+    """The runs of the batch still going, from ``(run id, state, status, submitted at)``: the
+    active runs and those that finished since the earliest active one was submitted (a run
+    finished last week in the same experiment is no part of this batch's pace)."""
+    active = [created for _, state, _, created in runs if state in ACTIVE]
+    if not active:
+        return []
+    since = min(active)
+    return [
+        (rid, state, status)
+        for rid, state, status, _ in runs
+        if state in ACTIVE or float(status.get("finished") or 0.0) >= since
+    ]
