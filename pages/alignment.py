@@ -129,13 +129,10 @@ def alignment_page() -> None:
     view = _pick_view(views, help_)
     color = st.radio("Colour by", COLOR_BY, horizontal=True, key="al_color")
     st.caption("Link: " + deep_link(st.context.url, "alignment", run=run.id, view=view))
-    map_col, stats_col = st.columns([3, 2])
-    with map_col:
-        fig = _map(str(run.path), "projection", ui.mtime(run, "projection"), view, color, None)
-        st.plotly_chart(fig, key="al_map")
-    with stats_col:
-        st.subheader("MMD² and proxy A-distance")
-        _statistics(alignment, views)
+    fig = _map(str(run.path), "projection", ui.mtime(run, "projection"), view, color, None)
+    st.plotly_chart(fig, key="al_map")
+    st.subheader("MMD² and proxy A-distance")  # full width: every column readable at 1440 px
+    _statistics(alignment, views)
     st.subheader("Over training")
     _epochs(run, view, views, color, alignment)
 

@@ -76,7 +76,10 @@ def _threshold(cmp: compare.Comparison, student: Run) -> None:
 
 def _gallery(cmp: compare.Comparison, student: Run) -> None:
     dis = compare.disagreements(cmp.joined, cmp.thresholds)
-    st.caption(f"{len(dis)} test images decided differently, each model at its own dev threshold.")
+    st.caption(
+        f"{len(dis)} test images decided differently, each model at its own threshold (its rule "
+        "above), frame by frame; under each: the scores and which model is right."
+    )
     a, b = cmp.names
     cols = st.columns(6)
     for i, row in enumerate(dis.head(GALLERY).to_dict("records")):  # names may hold spaces
@@ -86,7 +89,7 @@ def _gallery(cmp: compare.Comparison, student: Run) -> None:
             link = deep_link(st.context.url, "gradcam", run=student.id, sample=row[f"sample_{b}"])
             st.caption(
                 f"{row['label']}/{row['attack']}  \n{a} {row[f'score_{a}']:.2f} · "
-                f"{b} {row[f'score_{b}']:.2f}  \n[Grad-CAM ↗]({link})"
+                f"{b} {row[f'score_{b}']:.2f} · {row['correct']} right  \n[Grad-CAM ↗]({link})"
             )
 
 
