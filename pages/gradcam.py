@@ -18,6 +18,7 @@ WIDTH = 256  # pixels per image: large enough to read a 64-px map, small enough 
 SOURCES = ("Errors and disagreements", "Any scored image", "Upload an image")
 #: radio label -> ``fascore.eval.analysis.gradcam.scale_maps`` scale
 ORDER = {"teacher": 0, "student": 1}  # models named in an error's title, teacher first
+KINDS = {"disagree": 0, "false_accept": 1, "false_reject": 2}  # as share.samples.pick_samples
 SCALES = {"shared by the models (absolute)": "shared", "each map on its own": "per-map"}
 
 
@@ -52,8 +53,11 @@ def _explain(
 
 def _merge_kinds(errors: pd.DataFrame) -> pd.DataFrame:
     """One row per image; its ``kind`` names every error on it with the models that made it, so
-    an image both models miss reads ``false_accept (teacher and student)``."""
-    models = errors.groupby(["path", "kind"], sort=False)["model"].agg(
+    an image both models miss reads ``false_accept (teacher and student)``. Kinds come in the
+    report's order (disagree, false accept, false reject), so both titles start alike."""
+    rank = errors["kind"].map(KINDS).fillna(len(KINDS))
+    ranked = errors.assign(_k=rank).sort_values("_k", kind="stable")
+    models = ranked.groupby(["path", "kind"], sort=False)["model"].agg(
         lambda m: " and ".join(
             sorted({p for x in m for p in str(x).split("+")}, key=lambda n: ORDER.get(n, 2))
         )
