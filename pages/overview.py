@@ -78,10 +78,10 @@ def _threshold_caption(table: pd.DataFrame) -> str:
     rules = sorted({r for r in table.get("threshold_from", pd.Series(dtype=str)) if r})
     headline = " / ".join(THRESHOLD_FROM.get(r, r.replace("_", " ")) for r in rules)
     return (
-        "Target test set, video level. HTER, ACER and labels: the headline regime (few-shot or "
-        f"zero-shot), threshold from {headline or 'the rule each run records'}; t-dev: the "
-        "target-dev regime, epoch and threshold from the target dev split, whose labelled videos "
-        "its label count includes."
+        "Target test set, in % (each run's scoring level, video by default). HTER, ACER and "
+        "labels (labelled target videos used): the headline regime (few-shot or zero-shot), "
+        f"threshold from {headline or 'the rule each run records'}; t-dev: the target-dev "
+        "regime, epoch and threshold from the target dev split, whose videos its labels include."
     )
 
 
