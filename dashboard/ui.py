@@ -60,7 +60,8 @@ def _stat(run: Run, key: str) -> tuple[int, int]:
     return st_.st_mtime_ns, st_.st_size
 
 
-def _mtime(run: Run, key: str) -> int:
+def mtime(run: Run, key: str) -> int:
+    """Change time (ns) of one of the run's files, 0 while it does not exist: a cache key."""
     return _stat(run, key)[0]
 
 
@@ -75,7 +76,7 @@ def _row(run: Run) -> dict:
     A queued or running state is checked afresh: a dead process or a stale heartbeat makes it
     "interrupted" without any file changing.
     """
-    row = _summary(str(run.path), tuple(_mtime(run, k) for k in SUMMARY_FILES))
+    row = _summary(str(run.path), tuple(mtime(run, k) for k in SUMMARY_FILES))
     return {**row, "state": run.state()} if row["state"] in ACTIVE_STATES else row
 
 
@@ -111,17 +112,17 @@ def _read_arrays(path: str, key: str, mtime: int) -> dict[str, np.ndarray] | Non
 
 def read_table(run: Run, key: str) -> pd.DataFrame | None:
     """``run.read_table(key)``, cached until the file changes (callers must not mutate it)."""
-    return _read_table(str(run.path), key, _mtime(run, key))
+    return _read_table(str(run.path), key, mtime(run, key))
 
 
 def read_json(run: Run, key: str) -> Any:
     """``run.read_json(key)``, cached until the file changes."""
-    return _read_json(str(run.path), key, _mtime(run, key))
+    return _read_json(str(run.path), key, mtime(run, key))
 
 
 def read_arrays(run: Run, key: str) -> dict[str, np.ndarray] | None:
     """``run.read_arrays(key)``, cached until the file changes."""
-    return _read_arrays(str(run.path), key, _mtime(run, key))
+    return _read_arrays(str(run.path), key, mtime(run, key))
 
 
 def metrics_frame(run: Run) -> pd.DataFrame:
@@ -302,10 +303,13 @@ def manifest_domains(path: str) -> list[str]:
     return _domains(str(target), target.stat().st_mtime_ns if target.exists() else 0)
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """``1 h 05 min``, ``3 min 05 s`` or ``42 s``; an en dash when unknown."""
     if seconds is None:
         return "–"
     minutes, secs = divmod(int(seconds), 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
@@ -331,7 +335,7 @@ def job_panel(run: Run) -> None:
     st.progress(min(1.0, float(progress.get("fraction") or 0.0)), text=text)
     cols = st.columns(3)
     live = state == "running"  # a rate or a time left of a job that ended is no news
-    cols[0].metric("ETA", _duration(progress.get("eta_s")) if live else "–")
+    cols[0].metric("ETA", duration(progress.get("eta_s")) if live else "–")
     if progress.get("images_per_s"):
         cols[1].metric("images/s", f"{progress['images_per_s']:.0f}" if live else "–",
                        help="training speed while the job runs")  # fmt: skip

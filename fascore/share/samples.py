@@ -23,10 +23,16 @@ class Panel:
     title: str
     images: dict[str, np.ndarray | Image.Image | bytes]
     captions: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # model -> P(spoof)
+    peaks: dict[str, float] = field(default_factory=dict)  # model -> raw map value shown as 1
 
 
 def explain_images(
-    models: dict, images: Sequence[Image.Image], titles: Sequence[str], alpha: float = 0.5
+    models: dict,
+    images: Sequence[Image.Image],
+    titles: Sequence[str],
+    alpha: float = 0.5,
+    scale: str = "shared",
 ) -> list[Panel]:
     """Grad-CAM of every model on each image (``fascore.eval.analysis.gradcam.explain_samples``):
     one ``Panel`` per image with the input and one overlay per model, captioned with P(spoof).
@@ -39,12 +45,15 @@ def explain_images(
     batch = np.stack(
         [np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images]
     ).transpose(0, 3, 1, 2)
-    out = explain_samples(models, batch, alpha=alpha)
+    out = explain_samples(models, batch, alpha=alpha, scale=scale)
     panels = []
     for i, title in enumerate(titles):
         imgs = {"input": out["images"][i], **{m: out[m]["overlay"][i] for m in models}}
         caps = {m: f"P(spoof) {out[m]['score'][i]:.2f}" for m in models}
-        panels.append(Panel(title, imgs, caps))
+        scores = {m: float(out[m]["score"][i]) for m in models}
+        panels.append(
+            Panel(title, imgs, caps, scores, {m: float(out[m]["peak"][i]) for m in models})
+        )
     return panels
 
 

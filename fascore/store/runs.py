@@ -369,11 +369,16 @@ def _budget_summary(final: dict) -> dict:
     budget = part(final, "label_budget")
     used = [_number(part(budget, k).get("videos")) for k in ("train", "extra")]
     dev = part(part(part(final, "regimes"), "target-dev"), "target_test")
+    headline = part(part(final, "regimes"), _text(final.get("regime")))
+    dev_budget = part(part(part(final, "regimes"), "target-dev"), "label_budget")
+    dev_used = [_number(part(dev_budget, k).get("videos")) for k in ("train", "extra")]
     return {
         "regime": _text(final.get("regime")) or None,
         "target_labels": sum(used) if None not in used else None,
         "extra_labels": used[1],
+        "threshold_from": _text(headline.get("threshold_from")),  # e.g. source_dev
         "hter_target_dev": dev.get("hter"),
+        "target_dev_labels": sum(dev_used) if None not in dev_used else None,
     }
 
 
