@@ -1,0 +1,187 @@
+"""Time the HTML report: building it, and opening it in a browser until every figure is drawn.
+
+Build: ``python -m fascore report RUN... --out FILE`` in a fresh process (imports included), the
+demo experiment's finished runs, without and with 3 Grad-CAM samples (which load torch), best of
+``--repeats``; and ``build_report`` in one warm process (what the Report page pays after its
+imports). Open: Debian's chromium (playwright, headless, 1440x900) loads the file offline; the
+time runs from navigation start until every plotly figure is laid out, every map has drawn all its
+points (counted in the SVG) and every image is decoded. Targets for the demo: build <= 5 s,
+open <= 5 s.
+
+    python -m bench.bench_report [--store DIR] [--repeats 3] [--no-write]
+
+The store defaults to $FASCORE_RUNS_DIR (else checkpoints/); it must hold the demo experiment
+(``python -m fascore demo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEMO_EXPERIMENT = "synthfas-demo"
+BUILD_TARGET_S, OPEN_TARGET_S = 5.0, 5.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+#: Falsy until the document is loaded, every plotly figure laid out and every image decoded; then
+#: the time since navigation start (ms) and, per figure, its title and the points it drew (SVG
+#: ``path.point``; a WebGL map draws none there, so a blank one counts 0).
+RENDERED_JS = """() => {
+    if (document.readyState !== "complete") return null;
+    const divs = [...document.querySelectorAll(".plotly-graph-div")];
+    if (!divs.every((d) => d._fullLayout && d.querySelector(".main-svg"))) return null;
+    if (![...document.images].every((img) => img.complete && img.naturalWidth > 0)) return null;
+    return {
+        ms: performance.now(),
+        figures: divs.map((d) => ({
+            title: (d._fullLayout.title && d._fullLayout.title.text) || "",
+            points: d.querySelectorAll(".scatterlayer path.point").length,
+            webgl: d.querySelectorAll("canvas").length,
+        })),
+    };
+}"""
+
+
+def launch(pw):
+    """Debian's chromium through playwright (never a downloaded browser)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def open_report(browser, path: Path, timeout_s: float = 120.0) -> dict:
+    """Open ``path`` in a fresh 1440x900 page: ``{"seconds", "figures", "console"}`` where
+    ``figures`` is RENDERED_JS's list and ``console`` the page's warnings and errors."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type in ("warning", "error") else 0)
+    page.on("pageerror", lambda e: console.append(str(e)))
+    try:
+        page.goto(path.resolve().as_uri(), wait_until="commit")
+        done = page.wait_for_function(RENDERED_JS, polling=50, timeout=timeout_s * 1000)
+        result = done.json_value()
+    finally:
+        page.close()
+    return {"seconds": result["ms"] / 1000, "figures": result["figures"], "console": console}
+
+
+def demo_runs(store: Path) -> list[str]:
+    """The finished runs of the demo experiment, teacher first."""
+    from fascore.store.runs import RunStore
+
+    runs = [r for r in RunStore(store).runs() if r.config().get("experiment") == DEMO_EXPERIMENT]
+    done = [r for r in runs if r.state() == "done"]
+    if not done:
+        sys.exit(f"no finished {DEMO_EXPERIMENT} run in {store}: run `python -m fascore demo`")
+    return [r.id for r in sorted(done, key=lambda r: r.config().get("teacher") is not None)]
+
+
+def time_cli(store: Path, ids: list[str], out: Path, gradcam: int, repeats: int) -> float:
+    """Best wall time of ``python -m fascore report`` in a fresh process."""
+    cmd = [sys.executable, "-m", "fascore", "report", *ids, "--out", str(out)]
+    cmd += ["--gradcam", str(gradcam)] if gradcam else []
+    env = {**os.environ, "FASCORE_RUNS_DIR": str(store)}
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def time_in_process(store: Path, ids: list[str], repeats: int) -> float:
+    """Best time of ``build_report`` (no Grad-CAM) after a first, discarded call."""
+    from fascore.share.report import build_report
+    from fascore.store.runs import RunStore
+
+    runs = [RunStore(store).get(i) for i in ids]
+    build_report(runs)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        build_report(runs)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def time_open(path: Path, repeats: int) -> tuple[float, dict]:
+    """Best open time in chromium and the last run's result (figures, console)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            results = [open_report(browser, path) for _ in range(repeats)]
+        finally:
+            browser.close()
+    return min(r["seconds"] for r in results), results[-1]
+
+
+def _verdict(seconds: float, target: float) -> str:
+    return "yes" if seconds <= target else "NO"
+
+
+def table(rows: list[tuple[str, float, float | None]]) -> str:
+    lines = ["| what | seconds | target | within |", "|---|---:|---:|---|"]
+    for what, seconds, target in rows:
+        lines.append(
+            f"| {what} | {seconds:.2f} | "
+            + (f"≤ {target:.0f} | {_verdict(seconds, target)} |" if target else "— | — |")
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", default=os.environ.get("FASCORE_RUNS_DIR") or "checkpoints")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
+    args = parser.parse_args()
+    store = Path(args.store).resolve()
+    ids = demo_runs(store)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.html"
+        cams = time_cli(store, ids, Path(tmp) / "cams.html", 3, args.repeats)
+        cli = time_cli(store, ids, out, 0, args.repeats)
+        warm = time_in_process(store, ids, args.repeats)
+        size, size_cams = out.stat().st_size / 1e6, (Path(tmp) / "cams.html").stat().st_size / 1e6
+        opened, last = time_open(Path(tmp) / "cams.html", args.repeats)
+    maps = [f for f in last["figures"] if "UMAP" in f["title"]]
+    drawn = sum(f["points"] for f in maps)
+    blank = sum(1 for f in maps if f["points"] == 0)
+    rows = [
+        (f"build: `python -m fascore report` of the {len(ids)} demo runs (fresh process)", cli,
+         BUILD_TARGET_S),
+        ("build: the same with `--gradcam 3` (loads torch for Grad-CAM)", cams, BUILD_TARGET_S),
+        ("build: `build_report` in a warm process (the Report page after its imports)", warm, None),
+        ("open: chromium, navigation start to every figure drawn (the `--gradcam 3` file)", opened,
+         OPEN_TARGET_S),
+    ]  # fmt: skip
+    body = (
+        f"Store: {len(ids)} finished runs of the {DEMO_EXPERIMENT} experiment. Best of "
+        f"{args.repeats} each; load average (1 min) {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on a machine other work shares. The report is "
+        f"{size:.1f} MB without Grad-CAMs, {size_cams:.1f} MB with; opened, it holds {len(last['figures'])} figures, "
+        f"{len(maps)} of them UMAP maps (SVG) with {drawn} points drawn, {blank} blank; "
+        f"console warnings and errors: {len(last['console'])}.\n\n" + table(rows)
+    )
+    print(body)
+    if not args.no_write:
+        from bench._report import write_section
+
+        write_section("report", "HTML report: build and open", "python -m bench.bench_report", body)
+
+
+if __name__ == "__main__":
+    main()
