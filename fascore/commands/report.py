@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fascore.share.report import write_report
+from fascore.share.report import teacher_first, write_report
 from fascore.share.samples import gradcam_panels, pick_samples
 from fascore.store.runs import RunStore
 
@@ -12,7 +12,8 @@ from fascore.store.runs import RunStore
 def _handler(args: argparse.Namespace) -> int:
     store = RunStore()
     runs = [store.get(run_id) for run_id in args.runs]
-    readable = [r for r in runs if r.problem() is None]  # the report lists the others
+    # the report lists the unreadable runs; Grad-CAMs come from its last run (a student if any)
+    readable = teacher_first([r for r in runs if r.problem() is None])
     last = readable[-1] if readable else runs[-1]
     panels = gradcam_panels(last, pick_samples(last.read_table("errors"), args.gradcam))
     out = write_report(

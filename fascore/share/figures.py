@@ -394,38 +394,3 @@ def experiment_figure(summary: pd.DataFrame, metric: str = "hter") -> go.Figure:
     return _finish(fig, f"target test {metric.upper()}{unit} against k (mean ± std over seeds)",
                    xaxis_title="labelled target presentations per class (k)",
                    yaxis_title=f"{metric.upper()}{unit}")  # fmt: skip
-
-
-# -- report-only helpers (the pages keep their own forms) ----------------------------------------
-def svg_figure(fig: go.Figure) -> go.Figure:
-    """The same figure with every WebGL scatter trace (``scattergl``) drawn as SVG (``scatter``).
-
-    A browser keeps at most ~16 live WebGL contexts (chromium 16, Firefox 16-32); a report of many
-    maps must not depend on them, so the report draws its maps in SVG. Other traces are kept.
-    """
-    data = []
-    for trace in fig.data:
-        spec = trace.to_plotly_json()
-        if spec.pop("type", None) == "scattergl":
-            data.append(go.Scatter(spec))
-        else:
-            data.append(trace)
-    return go.Figure(data=data, layout=fig.layout)
-
-
-def fmt_p_value(p: float | None, permutations: int | None = None) -> str:
-    """A permutation test's p-value for reading: ``< 0.005 (200 permutations)`` at the test's
-    floor 1 / (n + 1) (the smallest p it can give: no permuted statistic reached the observed
-    one), else ``0.035 (200 permutations)``; an em dash when missing."""
-    if p is None or not np.isfinite(p):
-        return "—"
-    tail = f" ({permutations} permutations)" if permutations else ""
-    if permutations and p <= 1.0 / (permutations + 1) * (1 + 1e-9):
-        return f"< {_round_up(1.0 / (permutations + 1))}{tail}"
-    return (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}") + tail
-
-
-def _round_up(x: float) -> str:
-    """``x`` rounded up to one significant digit, as text (0.004975 -> 0.005, 0.000999 -> 0.001)."""
-    exp = int(np.floor(np.log10(x)))
-    return f"{np.ceil(x / 10.0**exp - 1e-9) * 10.0**exp:.1g}"

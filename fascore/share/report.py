@@ -27,6 +27,7 @@ from fascore.share.htmldoc import HtmlDoc, data_uri
 from fascore.share.links import deep_link, is_local
 from fascore.share.report_tables import REGIME_NOTE, mmd_report_table, regime_metrics, shots_table
 from fascore.share.samples import Panel
+from fascore.share.svgmap import svg_map
 from fascore.store.runs import Run
 
 
@@ -172,8 +173,8 @@ def _map_key(part: pd.DataFrame) -> str:
 
 
 def _maps(doc: HtmlDoc, projection: pd.DataFrame, name: str, seen: dict[str, str]) -> None:
-    """One SVG map per view (WebGL contexts run out in a long report); a map already drawn
-    above (the shared teacher's 'shift' view of its students) is named, not drawn again."""
+    """One inline SVG map per view (``fascore.share.svgmap``); a map already drawn above (the
+    shared teacher's 'shift' view of its students) is named, not drawn again."""
     for view, part in projection.groupby("view", sort=False):
         doc.p(f"View '{view}': {VIEW_NOTE.get(str(view), 'embeddings by domain')}.", "note")
         key = _map_key(part)
@@ -182,7 +183,7 @@ def _maps(doc: HtmlDoc, projection: pd.DataFrame, name: str, seen: dict[str, str
             continue
         seen[key] = f"{name}'s view '{view}' above"
         title = f"{name}: UMAP view '{view}' by domain ({len(part)} points)"
-        doc.figure(figures.svg_figure(figures.umap_figure(part, "domain", title)))
+        doc.add(svg_map(part, "domain", title))
 
 
 def _alignment_section(doc: HtmlDoc, run: Run, name: str, seen: dict[str, str]) -> None:
