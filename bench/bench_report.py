@@ -36,15 +36,27 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 #: Falsy until the document is loaded, every plotly figure laid out and every image decoded; then
-#: the time since navigation start (ms) and, per figure, its title and the points it drew (SVG
-#: ``path.point``; a WebGL map draws none there, so a blank one counts 0).
+#: the time since navigation start (ms); per SVG map (``svg.map``) its markers and how many of
+#: them have a box inside the map; per plotly figure its title, its SVG points and its WebGL
+#: canvases (a WebGL map draws no SVG point, so a blank one counts 0 there).
 RENDERED_JS = """() => {
     if (document.readyState !== "complete") return null;
     const divs = [...document.querySelectorAll(".plotly-graph-div")];
     if (!divs.every((d) => d._fullLayout && d.querySelector(".main-svg"))) return null;
     if (![...document.images].every((img) => img.complete && img.naturalWidth > 0)) return null;
+    const inside = (b, box) => b.width > 0 && b.height > 0 && b.left >= box.left - 1
+        && b.right <= box.right + 1 && b.top >= box.top - 1 && b.bottom <= box.bottom + 1;
     return {
         ms: performance.now(),
+        maps: [...document.querySelectorAll("svg.map")].map((svg) => {
+            const box = svg.getBoundingClientRect();
+            const marks = [...svg.querySelectorAll("g.pts > *")];
+            return {
+                title: svg.getAttribute("aria-label"),
+                points: marks.length,
+                drawn: marks.filter((m) => inside(m.getBoundingClientRect(), box)).length,
+            };
+        }),
         figures: divs.map((d) => ({
             title: (d._fullLayout.title && d._fullLayout.title.text) || "",
             points: d.querySelectorAll(".scatterlayer path.point").length,
@@ -60,8 +72,9 @@ def launch(pw):
 
 
 def open_report(browser, path: Path, timeout_s: float = 120.0) -> dict:
-    """Open ``path`` in a fresh 1440x900 page: ``{"seconds", "figures", "console"}`` where
-    ``figures`` is RENDERED_JS's list and ``console`` the page's warnings and errors."""
+    """Open ``path`` in a fresh 1440x900 page: ``{"seconds", "maps", "figures", "console"}``
+    (``maps`` and ``figures`` as RENDERED_JS gives them; ``console``: the page's warnings and
+    errors)."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if m.type in ("warning", "error") else 0)
@@ -72,7 +85,7 @@ def open_report(browser, path: Path, timeout_s: float = 120.0) -> dict:
         result = done.json_value()
     finally:
         page.close()
-    return {"seconds": result["ms"] / 1000, "figures": result["figures"], "console": console}
+    return {"seconds": result["ms"] / 1000, "console": console, **result}
 
 
 def demo_runs(store: Path) -> list[str]:
@@ -157,9 +170,9 @@ def main() -> None:
         warm = time_in_process(store, ids, args.repeats)
         size, size_cams = out.stat().st_size / 1e6, (Path(tmp) / "cams.html").stat().st_size / 1e6
         opened, last = time_open(Path(tmp) / "cams.html", args.repeats)
-    maps = [f for f in last["figures"] if "UMAP" in f["title"]]
-    drawn = sum(f["points"] for f in maps)
-    blank = sum(1 for f in maps if f["points"] == 0)
+    maps = last["maps"] + [f for f in last["figures"] if "UMAP" in f["title"]]
+    drawn = sum(m.get("drawn", m["points"]) for m in maps)
+    blank = sum(1 for m in maps if m.get("drawn", m["points"]) == 0)
     rows = [
         (f"build: `python -m fascore report` of the {len(ids)} demo runs (fresh process)", cli,
          BUILD_TARGET_S),
@@ -172,8 +185,9 @@ def main() -> None:
         f"Store: {len(ids)} finished runs of the {DEMO_EXPERIMENT} experiment. Best of "
         f"{args.repeats} each; load average (1 min) {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after, on a machine other work shares. The report is "
-        f"{size:.1f} MB without Grad-CAMs, {size_cams:.1f} MB with; opened, it holds {len(last['figures'])} figures, "
-        f"{len(maps)} of them UMAP maps (SVG) with {drawn} points drawn, {blank} blank; "
+        f"{size:.1f} MB without Grad-CAMs, {size_cams:.1f} MB with; opened, it holds "
+        f"{len(last['figures'])} plotly figures "
+        f"and {len(maps)} UMAP maps with {drawn} points drawn, {blank} blank; "
         f"console warnings and errors: {len(last['console'])}.\n\n" + table(rows)
     )
     print(body)
