@@ -22,10 +22,16 @@ from fascore.data.manifest import read_preprocessing
 from fascore.errors import FascoreError
 from fascore.eval.compare import compare_runs, score_sets
 from fascore.share import figures
-from fascore.share.figures import delta_table, metrics_table, mmd_epochs, sampling_line
+from fascore.share.figures import metrics_table, mmd_epochs, sampling_line
 from fascore.share.htmldoc import HtmlDoc, data_uri
 from fascore.share.links import deep_link, is_local
-from fascore.share.report_tables import REGIME_NOTE, mmd_report_table, regime_metrics, shots_table
+from fascore.share.report_tables import (
+    REGIME_NOTE,
+    delta_rows,
+    mmd_report_table,
+    regime_metrics,
+    shots_table,
+)
 from fascore.share.samples import Panel
 from fascore.share.svgmap import svg_map
 from fascore.store.runs import Run
@@ -121,14 +127,27 @@ def _metrics_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str], n_boot
     if sources:
         doc.h(3, "Source test (each run's headline regime)")
         doc.table(metrics_table(sources))
-    by_id = {r.id: (n, r) for n, r in zip(names, runs, strict=True)}
+    deltas = _teacher_deltas(runs, names, n_boot)
+    if deltas:
+        doc.h(3, "Each student minus its teacher (target test, paired bootstrap over videos)")
+        doc.p(
+            "Both models scored on the same resampled videos, each at the threshold of its "
+            "headline regime (few-shot, zero-shot for the teacher); negative error differences "
+            "and positive AUC differences favour the student.",
+            "note",
+        )
+        doc.table(delta_rows(deltas))
+
+
+def _teacher_deltas(runs: Sequence[Run], names: list[str], n_boot: int) -> dict:
+    """``{student name: Comparison.deltas}`` for each listed student whose teacher is listed."""
+    by_id = {r.id: r for r in runs}
+    out = {}
     for name, run in zip(names, runs, strict=True):
         teacher = by_id.get(run.config().get("teacher") or "")
-        if teacher and run.has("final") and teacher[1].has("final"):
-            regime = (finals[name] or {}).get("regime", "headline")
-            doc.h(3, f"{name} minus its teacher {teacher[0]} (paired bootstrap, target test, "
-                     f"{name}'s {regime} regime, each at its own threshold)")  # fmt: skip
-            doc.table(delta_table(compare_runs(teacher[1], run).deltas(n_boot)))
+        if teacher and run.has("final") and teacher.has("final"):
+            out[name] = compare_runs(teacher, run).deltas(n_boot)
+    return out
 
 
 def _curves_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str]) -> None:

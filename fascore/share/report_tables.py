@@ -132,3 +132,17 @@ def _round_up(x: float) -> str:
     """``x`` rounded up to one significant digit, as text (0.004975 -> 0.005, 0.000999 -> 0.001)."""
     exp = int(np.floor(np.log10(x)))
     return f"{np.ceil(x / 10.0**exp - 1e-9) * 10.0**exp:.1g}"
+
+
+def delta_rows(deltas: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per student: each metric's ``student − teacher`` with its paired 95 % interval.
+
+    ``deltas[name]`` is ``Comparison.deltas`` of the teacher (first) and that student (second);
+    the two runs' own values sit in the metrics tables above."""
+    rows = []
+    for name, table in deltas.items():
+        row = {"student − its teacher": name}
+        for r in table.itertuples():
+            row[f"Δ {r.label}"] = fmt_ci(r.delta, (r.delta_lo, r.delta_hi))
+        rows.append(row)
+    return pd.DataFrame(rows)
