@@ -216,3 +216,18 @@ def test_a_run_without_a_teacher_shows_one_view(tmp_path):
     alone.write_config({**alone.config(), "teacher": None})  # as the demo trains it
     page = _build([alone])
     assert "has no teacher" in page and len(MAP.findall(page)) == 1
+
+
+def test_the_report_page_leaves_loopback_links_out_and_says_so(fake_runs, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FASCORE_RUNS_DIR", str(fake_runs[0].path.parent))
+    monkeypatch.delenv("FASCORE_SHARE", raising=False)
+    at = AppTest.from_file("../dashboard/app.py", default_timeout=60)
+    at.query_params["run"] = fake_runs[1].id
+    at.run()
+    at.switch_page("../pages/report.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "left out of the report" in captions and "loopback" in captions
+    assert at.multiselect(key="rep_runs").label == "Runs (the report lists teachers first)"
