@@ -163,6 +163,23 @@ def table(rows: list[tuple[str, float, float, float | None]]) -> str:
     return "\n".join(lines)
 
 
+def _summary(ids: list[str], repeats: int, load: float, sizes: tuple, last: dict) -> str:
+    """The paragraph above the table: store, load, sizes and what the browser drew."""
+    maps = last["maps"] + [f for f in last["figures"] if "UMAP" in f["title"]]
+    drawn = sum(m.get("drawn", m["points"]) for m in maps)
+    blank = sum(1 for m in maps if m.get("drawn", m["points"]) == 0)
+    return (
+        f"Store: {len(ids)} finished runs of the {DEMO_EXPERIMENT} experiment. Best of "
+        f"{repeats} each; load average (1 min) {load:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on a machine other work shares: wall times grow with "
+        "the load, CPU times are what an idle machine would take. The report is "
+        f"{sizes[0]:.1f} MB without Grad-CAMs, {sizes[1]:.1f} MB with; opened, it holds "
+        f"{len(last['figures'])} plotly figures "
+        f"and {len(maps)} UMAP maps with {drawn} points drawn, {blank} blank; "
+        f"console warnings and errors: {len(last['console'])}.\n\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default=os.environ.get("FASCORE_RUNS_DIR") or "checkpoints")
@@ -179,9 +196,6 @@ def main() -> None:
         warm = time_in_process(store, ids, args.repeats)
         size, size_cams = out.stat().st_size / 1e6, (Path(tmp) / "cams.html").stat().st_size / 1e6
         opened, busy, last = time_open(Path(tmp) / "cams.html", args.repeats)
-    maps = last["maps"] + [f for f in last["figures"] if "UMAP" in f["title"]]
-    drawn = sum(m.get("drawn", m["points"]) for m in maps)
-    blank = sum(1 for m in maps if m.get("drawn", m["points"]) == 0)
     rows = [
         (f"build: `python -m fascore report` of the {len(ids)} demo runs (fresh process)", *cli,
          BUILD_TARGET_S),
@@ -191,16 +205,7 @@ def main() -> None:
         ("open: chromium, navigation start to every figure drawn (the `--gradcam 3` file; CPU = "
          "the renderer process's)", opened, busy, OPEN_TARGET_S),
     ]  # fmt: skip
-    body = (
-        f"Store: {len(ids)} finished runs of the {DEMO_EXPERIMENT} experiment. Best of "
-        f"{args.repeats} each; load average (1 min) {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after, on a machine other work shares: wall times grow with "
-        "the load, CPU times are what an idle machine would take. The report is "
-        f"{size:.1f} MB without Grad-CAMs, {size_cams:.1f} MB with; opened, it holds "
-        f"{len(last['figures'])} plotly figures "
-        f"and {len(maps)} UMAP maps with {drawn} points drawn, {blank} blank; "
-        f"console warnings and errors: {len(last['console'])}.\n\n" + table(rows)
-    )
+    body = _summary(ids, args.repeats, load_before, (size, size_cams), last) + table(rows)
     print(body)
     if not args.no_write:
         from bench._report import write_section

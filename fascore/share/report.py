@@ -1,9 +1,13 @@
 """One self-contained HTML report of one or more runs, to send to an advisor.
 
-The file opens offline: plotly.js is inlined once (with the first figure) and every image is a
-base64 data URI, so nothing is fetched from the network. It states the protocol, the threshold
-rule, the scoring level, the preprocessing and shots records, metrics with 95 % intervals,
-teacher-vs-student paired deltas, ROC/DET, score distributions, UMAP views, the MMD table, MMD per
+The file opens offline: plotly.js is inlined once (with the first figure), every image is a
+base64 data URI and every UMAP map inline SVG (``share.svgmap``: no WebGL, whose contexts run out
+after ~16 maps), so nothing is fetched from the network and every figure draws in any browser. It
+lists teachers before their students and states the protocol, the scoring level, the
+preprocessing record and the shots; the metrics of both regimes (few-shot, or zero-shot for a
+teacher, and target-dev), each with its threshold rule and the target labels it used; the
+students' paired differences from their teachers, ROC/DET, score distributions, UMAP views (a map
+equal to one above is named, not redrawn), the MMD tests with their permutation counts, MMD² per
 epoch and the chosen Grad-CAMs. ``python -m fascore report RUN... --out FILE.html`` writes it.
 """
 
