@@ -50,6 +50,17 @@ def budget_cell(block: dict) -> str:
     return f"{n_train + extra} videos: {n_train} to train + {extra} dev videos to {purposes}"
 
 
+def _cell(value: float | None, ci=None) -> str:
+    """``figures.fmt_ci`` whose interval never breaks inside: a narrow column wraps the cell
+    into the value and, below it, the whole interval."""
+    return fmt_ci(value, ci).replace(", ", ",\u00a0")
+
+
+def _threshold(value: float | None) -> str:
+    """A threshold to three significant digits (a target-dev EER point may sit at 0.0004)."""
+    return "—" if value is None else f"{value:.3g}"
+
+
 def regime_metrics(finals: Mapping[str, dict | None], regime: str) -> pd.DataFrame:
     """One row per run that reports ``regime`` (few-shot rows include zero-shot teachers):
     target-test metrics with 95 % intervals, the threshold, its source and the label budget."""
@@ -60,9 +71,9 @@ def regime_metrics(finals: Mapping[str, dict | None], regime: str) -> pd.DataFra
                 continue
             test = block.get("target_test") or {}
             row = {"run": name, "regime": label}
-            row.update({lab: fmt_ci(test.get(k), test.get(f"{k}_ci")) for k, lab in METRICS})
+            row.update({lab: _cell(test.get(k), test.get(f"{k}_ci")) for k, lab in METRICS})
             row["threshold (from)"] = (
-                f"{fmt_ci(test.get('threshold'))} "
+                f"{_threshold(test.get('threshold'))} "
                 f"({str(block.get('threshold_from', '?')).replace('_', ' ')})"
             )
             row["epoch"] = block.get("selected_epoch", "—")
@@ -143,6 +154,6 @@ def delta_rows(deltas: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     for name, table in deltas.items():
         row = {"student − its teacher": name}
         for r in table.itertuples():
-            row[f"Δ {r.label}"] = fmt_ci(r.delta, (r.delta_lo, r.delta_hi))
+            row[f"Δ {r.label}"] = _cell(r.delta, (r.delta_lo, r.delta_hi))
         rows.append(row)
     return pd.DataFrame(rows)
