@@ -35,6 +35,7 @@ from fascore.share.report_tables import (
     mmd_report_table,
     regime_metrics,
     shots_table,
+    unbroken,
 )
 from fascore.share.samples import Panel
 from fascore.share.svgmap import svg_map
@@ -130,7 +131,7 @@ def _metrics_section(doc: HtmlDoc, runs: Sequence[Run], names: list[str], n_boot
     sources = {n: b for n, b in sources.items() if b}
     if sources:
         doc.h(3, "Source test (each run's headline regime)")
-        doc.table(metrics_table(sources))
+        doc.table(metrics_table(sources).map(unbroken))
     deltas = _teacher_deltas(runs, names, n_boot)
     if deltas:
         doc.h(3, "Each student minus its teacher (target test, paired bootstrap over videos)")

@@ -35,7 +35,7 @@ def regimes(final: dict | None) -> dict[str, dict]:
 
 def budget_cell(block: dict) -> str:
     """The target labels a regime used, in one phrase: ``none``, ``10 videos (20 images) to
-    train`` or ``106 videos: 10 to train + 96 dev videos to select and threshold``."""
+    train`` or ``106 videos: 10 train + 96 dev (select, threshold)``."""
     budget = block.get("label_budget")
     if not budget:
         return "not recorded"
@@ -46,14 +46,19 @@ def budget_cell(block: dict) -> str:
     n_train = train.get("videos", 0)
     if not extra:
         return f"{n_train} videos ({train.get('images', 0)} images) to train" if n_train else "none"
-    purposes = " and ".join(uses or ["evaluate"])
-    return f"{n_train + extra} videos: {n_train} to train + {extra} dev videos to {purposes}"
+    purposes = ", ".join(uses or ["evaluate"])
+    return f"{n_train + extra} videos: {n_train} train + {extra} dev ({purposes})"
 
 
 def _cell(value: float | None, ci=None) -> str:
     """``figures.fmt_ci`` whose interval never breaks inside: a narrow column wraps the cell
     into the value and, below it, the whole interval."""
-    return fmt_ci(value, ci).replace(", ", ",\u00a0")
+    return unbroken(fmt_ci(value, ci))
+
+
+def unbroken(text: object) -> object:
+    """``text`` with a no-break space after each comma of an interval (other values as given)."""
+    return text.replace(", ", ",\u00a0") if isinstance(text, str) and text.endswith("]") else text
 
 
 def _threshold(value: float | None) -> str:
@@ -77,9 +82,11 @@ def regime_metrics(finals: Mapping[str, dict | None], regime: str) -> pd.DataFra
                 f"({str(block.get('threshold_from', '?')).replace('_', ' ')})"
             )
             row["epoch"] = block.get("selected_epoch", "—")
-            row["target labels used"] = budget_cell(block)
+            row["target labels"] = budget_cell(block)
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    one_regime = not table.empty and table["regime"].nunique() == 1
+    return table.drop(columns="regime") if one_regime else table  # the heading names it
 
 
 def shots_table(shots: Mapping[str, dict | None]) -> pd.DataFrame:
