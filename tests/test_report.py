@@ -216,6 +216,8 @@ def test_a_run_without_a_teacher_shows_one_view(tmp_path):
     alone.write_config({**alone.config(), "teacher": None})  # as the demo trains it
     page = _build([alone])
     assert "has no teacher" in page and len(MAP.findall(page)) == 1
+    assert "own model on source vs on target" in page
+    assert "teacher on source" not in page  # no caption speaks of a teacher it does not have
 
 
 def test_the_report_page_leaves_loopback_links_out_and_says_so(fake_runs, monkeypatch):

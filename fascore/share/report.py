@@ -196,11 +196,14 @@ def _map_key(part: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _maps(doc: HtmlDoc, projection: pd.DataFrame, name: str, seen: dict[str, str]) -> None:
-    """One inline SVG map per view (``fascore.share.svgmap``); a map already drawn above (the
-    shared teacher's 'shift' view of its students) is named, not drawn again."""
+def _maps(
+    doc: HtmlDoc, projection: pd.DataFrame, name: str, seen: dict[str, str], notes: dict
+) -> None:
+    """One inline SVG map per view (``fascore.share.svgmap``), under ``notes[view]``; a map
+    already drawn above (the shared teacher's 'shift' view of its students) is named, not
+    drawn again."""
     for view, part in projection.groupby("view", sort=False):
-        doc.p(f"View '{view}': {VIEW_NOTE.get(str(view), 'embeddings by domain')}.", "note")
+        doc.p(f"View '{view}': {notes.get(str(view), 'embeddings by domain')}.", "note")
         key = _map_key(part)
         if key in seen:
             doc.p(f"The same map as {seen[key]} (same samples, embeddings and coordinates).")
@@ -210,25 +213,35 @@ def _maps(doc: HtmlDoc, projection: pd.DataFrame, name: str, seen: dict[str, str
         doc.add(svg_map(part, "domain", title))
 
 
+def _own_view(doc: HtmlDoc, name: str, projection: pd.DataFrame, alignment: dict | None) -> tuple:
+    """A run without a teacher (a teacher itself, or a student trained alone) whose views all
+    embed its one model: only its first view, said so (maps, tests and notes for that view)."""
+    if projection["view"].nunique() < 2:  # a teacher: its one view is the shift it sees
+        return projection, alignment, VIEW_NOTE, None
+    only = str(projection["view"].iloc[0])
+    doc.p(f"{name} has no teacher: its views embed one model on both sides, so only the view "
+          f"'{only}' is shown.", "note")  # fmt: skip
+    views = (alignment or {}).get("views") or {}
+    alignment = {**alignment, "views": {only: views[only]}} if only in views else alignment
+    notes = {only: f"{name}'s own model on source vs on target"}
+    return projection[projection["view"] == only], alignment, notes, only
+
+
 def _alignment_section(doc: HtmlDoc, run: Run, name: str, seen: dict[str, str]) -> None:
     projection, alignment = run.read_table("projection"), run.read_json("alignment")
     if projection is None and alignment is None:
         return
     doc.h(2, f"Domain alignment: {name}")
-    no_teacher = not run.config().get("teacher")
-    if no_teacher and projection is not None and projection["view"].nunique() > 1:
-        first = projection["view"].iloc[0]
-        doc.p(f"{name} has no teacher: its views embed one model on both sides, so only the "
-              f"view '{first}' is shown.", "note")  # fmt: skip
-        projection = projection[projection["view"] == first]
-        alignment = {**alignment, "views": {first: alignment["views"][first]}} if (
-            alignment and first in (alignment.get("views") or {})) else alignment  # fmt: skip
+    notes, only = VIEW_NOTE, None
+    if not run.config().get("teacher") and projection is not None:
+        projection, alignment, notes, only = _own_view(doc, name, projection, alignment)
     if projection is not None:
-        _maps(doc, projection, name, seen)
+        _maps(doc, projection, name, seen, notes)
     table = mmd_report_table(alignment)
     if not table.empty:
         doc.table(table)
     epochs, series = mmd_epochs(alignment)
+    series = [only] if only in series else series
     if series:
         doc.figure(
             figures.series_figure(epochs, "epoch", series, f"{name}: MMD² per epoch", "MMD²")

@@ -28,11 +28,12 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return np.full(len(values), 0.5) if hi <= lo else (values - lo) / (hi - lo)
 
 
-def _marker(shape: int, x: float, y: float, tip: str) -> str:
+def _marker(shape: int, x: float, y: float, tip: str, radius: float = RADIUS) -> str:
+    """A circle (shape 0) or a diamond of ``radius`` at (x, y) with a tooltip."""
     title = f"<title>{tip}</title>"
     if shape == 0:
-        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{RADIUS:g}">{title}</circle>'
-    r = RADIUS * 1.3
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}">{title}</circle>'
+    r = radius * 1.3
     return f'<path d="M{x:.1f} {y - r:.1f}l{r:.1f} {r:.1f}l-{r:.1f} {r:.1f}l-{r:.1f}-{r:.1f}z">{title}</path>'
 
 
@@ -57,7 +58,7 @@ def _legend(colors: dict[str, str], roles: list[str], color: str) -> str:
         items.append(f'<text x="{x + 12}" y="{y}">{html.escape(name)}</text>')
     for i, role in enumerate(roles):
         y += 20
-        items.append(f'<g fill="#555">{_marker(i, x, y - 4, html.escape(role))}</g>')
+        items.append(f'<g fill="#555">{_marker(i, x, y - 4, html.escape(role), 5.0)}</g>')
         items.append(f'<text x="{x + 12}" y="{y}">{html.escape(role)}</text>')
     return "".join(items)
 
