@@ -37,14 +37,13 @@ from fascore.train import distributed, regimes
 from fascore.train.checkpoint import (
     load_best,
     load_checkpoint,
-    load_run_model,
     save_best,
     save_checkpoint,
 )
 from fascore.train.methods import METHODS, Batch, Method
 from fascore.train.models import FASModel, create_model
 from fascore.train.scoring import evaluate_scores, score_frame
-from fascore.train.teacher import wait_for_teacher
+from fascore.train.teacher import load_teacher, wait_for_teacher
 from fascore.train.trainset import TrainData, clamp_batch, load_train_data, target_metrics_problem
 
 
@@ -57,7 +56,7 @@ def _device_type(name: str) -> str:
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
     """The trained model and the frozen teacher (None for methods without one)."""
     method_cls = METHODS.get(cfg.method)
-    teacher = load_run_model(teacher_run) if teacher_run is not None else None
+    teacher = load_teacher(teacher_run) if teacher_run is not None else None  # source-only
     pretrained = cfg.pretrained or ("imagenet" if cfg.init == "imagenet" else None)
     model = create_model(
         cfg.model, input_size=cfg.image_size, pretrained=pretrained, embed_layer=cfg.embed_layer
@@ -415,16 +414,16 @@ def _regime_results(run, cfg, method, data, device, best) -> tuple[dict, pd.Data
     Returns ``{display name: results}`` and the headline regime's score table.
     """
     uses_target = METHODS.get(cfg.method).uses_target
-    out, tables, head = {}, {}, headline_regime(cfg)
+    out, tables, shot_tables, head = {}, {}, {}, headline_regime(cfg)
     for regime in sorted(regimes.REGIMES, key=lambda r: r != head):  # the headline first
         epoch = best[regime]["epoch"]
         if epoch not in tables:
             method.model.load_state_dict(load_best(run, _weights_key(cfg, regime)))
             method.model.eval()
-            tables[epoch] = score_frame(
-                data, lambda r: predict_scores(method.model, data, r, device)
-            )
-        res = evaluate_scores(data, tables[epoch], cfg, regime)
+            predict = lambda r: predict_scores(method.model, data, r, device)  # noqa: E731
+            tables[epoch] = score_frame(data, predict)
+            shot_tables[epoch] = score_frame(data, predict, parts=("target_train",))
+        res = evaluate_scores(data, tables[epoch], cfg, regime, shots=shot_tables[epoch])
         rule = regimes.selection_rule(regime, cfg.select)
         name = regimes.display_name(regime, cfg.shots, uses_target)
         out[name] = {"regime": regime, "selection": rule, "selected_epoch": epoch, **res}
@@ -452,9 +451,8 @@ def _finish(run, cfg, method, data, device, best, hooks) -> None:
         "selected_epoch": head["selected_epoch"],
         "select": head["selection"],
         "level": cfg.level,
-        "threshold_rule": f"EER threshold of the {head['threshold_from'].replace('_', ' ')} split "
-        "(at the scoring level), applied to the target test split; the source test split uses "
-        "the source dev threshold; hter_oracle uses the test split's own EER, reference only",
+        "threshold_rule": head["threshold_text"] + "; hter_oracle uses the test split's own "
+        "EER, reference only",
         "label_budget": head["label_budget"],
         "preprocessing": {m: read_preprocessing(m) for m in cfg.data},
         "shots": data.shots,
