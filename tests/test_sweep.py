@@ -145,3 +145,21 @@ def test_episodes_plan_one_teacher_per_seed_and_the_same_draws_for_every_method(
     assert "--episode" not in sweep.sweep_argv(plan[-1], ["finetune"], [0], [1], tmp_path)
     with pytest.raises(FascoreError, match="at least 1"):
         sweep.plan_sweep(base_config(args), args.methods, args.seeds, args.shots, 0)
+
+
+@pytest.mark.slow
+def test_inprocess_launcher_trains_teachers_first_then_students_in_workers(tmp_path, store):
+    from fascore.cli import build_parser
+    from fascore.commands.sweep import base_config
+    from fascore.jobs import sweep
+
+    manifest = stripe_manifest(tmp_path / "data")
+    args = build_parser().parse_args(["sweep", "--data", str(manifest), "--methods", "finetune",
+                                      "target_only", "--seeds", "0", "--shots", "1",
+                                      "--episodes", "2", "--out", str(tmp_path / "o"), *FLAGS])  # fmt: skip
+    plan = sweep.plan_sweep(base_config(args), args.methods, args.seeds, args.shots, 2)
+    runs = sweep.submit_plan(plan, store, launcher="inprocess", workers=2)
+    assert [r.state() for r in runs] == ["done"] * len(plan) == ["done"] * 5
+    shots = {r.read_json("shots")["episode"]: r.read_json("shots")["videos"] for r in runs
+             if r.config()["method"] == "finetune"}  # fmt: skip
+    assert set(shots) == {0, 1} and shots[0] != shots[1]

@@ -28,6 +28,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         "--ablation-episodes", type=int, default=10,
         help="episodes of the alignment-option ablation (0: skip it)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-diagnosis", action="store_true",
+        help="skip the analysed demo runs (alignment, Grad-CAM) of the lab's views",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, help="one-thread training processes")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--out", default="docs/results.md")
     p.add_argument(

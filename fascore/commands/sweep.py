@@ -54,7 +54,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.launcher == "inprocess":
         print("training in this process, in plan order")
     print(f"sweep: {len(configs)} runs into {RunStore().root} (teachers first)")
-    kw = {}
+    kw = {"workers": args.workers} if args.launcher == "inprocess" else {}
     if args.launcher == "slurm":  # job options: flags over <store>/slurm.toml
         from fascore.jobs.slurm.options import options_from_args
 
@@ -85,6 +85,10 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--launcher", default="local",
         help="job launcher (default: local; inprocess: every run in this process, in order)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="with --launcher inprocess: one-thread worker processes for the students",
     )  # fmt: skip
     add_launcher_flags(p, launcher=False)  # --partition, --gpus ... for --launcher slurm
     add_config_flags(p, skip=PER_RUN)

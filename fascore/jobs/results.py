@@ -10,7 +10,8 @@ reused, since a config's hash names its run; an interrupted call continues):
 - ``shots``: ``SHOTS_METHODS`` at k = 1 and 20 over ``--shots-episodes`` episodes;
 - ``ablation``: ``distill`` with the alignment options of issue 19 switched (train-mode
   features; class-conditional MMD) over ``--ablation-episodes`` episodes;
-- ``diagnosis``: the demo's own analysed runs (seed 0, episode 0), for the lab's views.
+- ``diagnosis`` (unless ``--no-diagnosis``): the demo's own analysed runs (seed 0, episode 0),
+  for the lab's views; trained first.
 
 Nothing is tuned here: the tables are whatever the runs give.
 """
@@ -56,17 +57,18 @@ def plans(base: RunConfig, args) -> dict[str, list[RunConfig]]:
         distill = [c for c in main if c.method == "distill" and c.episode < args.ablation_episodes]
         out["ablation"] = teachers + [c.replace(**change) for c in distill
                                       for change in ABLATION.values()]  # fmt: skip
-    out["diagnosis"] = demo_configs(args.preset, (0,), epochs=base.epochs)
+    if not getattr(args, "no_diagnosis", False):
+        out = {"diagnosis": demo_configs(args.preset, (0,), epochs=base.epochs), **out}
     return out
 
 
-def train_all(configs: list[RunConfig], store: RunStore) -> list[Run]:
-    """Every config once, teachers first, in this process (``inprocess`` plan launcher)."""
+def train_all(configs: list[RunConfig], store: RunStore, workers: int = 1) -> list[Run]:
+    """Every config once, teachers first, through the ``inprocess`` plan launcher."""
     from fascore.jobs.sweep import submit_plan
 
     unique = list({c.run_id(): c for c in configs}.values())
     unique.sort(key=lambda c: c.teacher is not None)
-    submit_plan(unique, launcher="inprocess", store=store, report=print)
+    submit_plan(unique, launcher="inprocess", store=store, report=print, workers=workers)
     return [store.run(c.run_id()) for c in configs]
 
 
@@ -84,7 +86,7 @@ def write_results(args) -> Path:
     if args.collect_only:  # write the page from the runs finished so far, train nothing
         runs = {k: [store.run(c.run_id()) for c in v] for k, v in configs.items()}
     else:
-        runs = {k: train_all(v, store) for k, v in configs.items()}
+        runs = {k: train_all(v, store, args.workers) for k, v in configs.items()}
     out = Path(args.out)
     write_doc(out, runs, args, time.time() - t0, time.process_time() - cpu0)
     return out

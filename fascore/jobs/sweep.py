@@ -113,13 +113,18 @@ def wait_for(
 
 @PLAN_LAUNCHERS.register("inprocess")
 def inprocess_plan(
-    configs: list[RunConfig], store: RunStore, report: Callable[[str], None] | None = None, **_
+    configs: list[RunConfig],
+    store: RunStore,
+    report: Callable[[str], None] | None = None,
+    workers: int = 1,
+    **_,
 ) -> list[Run]:
-    """Train the plan in this process, in order (teachers first), reusing finished runs: one
-    interpreter for many episodes, no process start per run (``fascore.jobs.demo``)."""
+    """Train the plan teachers first, reusing finished runs, in this process or ``workers``
+    one-thread worker processes: one interpreter for many episodes, no process start per run
+    (``fascore.jobs.demo.train_in_process``)."""
     from fascore.jobs.demo import train_in_process  # start-up cost: torch (~4 s), only here
 
-    return train_in_process(configs, store, report=report)
+    return train_in_process(configs, store, report=report, workers=workers)
 
 
 def _slots(configs: list[RunConfig]) -> int:

@@ -42,6 +42,8 @@ def conclusions(pairs: pd.DataFrame) -> str:
 def rule_gaps(summary: pd.DataFrame) -> str:
     """Mean over student methods of each rule's HTER minus the oracle's (few-shot, every k)."""
     s = summary[(summary["regime"] == "few-shot")]
+    if s.empty:
+        return "(no runs)"
     wide = s.pivot_table(index=["method", "shots"], columns="threshold_rule", values="hter_mean")
     if "oracle" not in wide:
         return ""
@@ -63,6 +65,7 @@ def _ablation(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_doc(out: Path, runs: dict[str, list[Run]], args, seconds: float, cpu: float) -> None:
     """Write ``out`` (docs/results.md), ``results.csv`` and the figures beside it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     df = collect(runs["main"] + runs.get("shots", []), ("align_features", "mmd_classes"))
     df = df.drop_duplicates(["run", "regime", "threshold_rule"])
     atomic_write_text(out.with_name("results.csv"), df.to_csv(index=False))
@@ -136,6 +139,6 @@ features and class-conditional MMD, on the episodes all three have (HTER %, few-
 
 ## Diagnosis with the lab's views
 
-{lab.lab_views(runs["diagnosis"], out.with_name("results-gradcam.png")) if runs.get("diagnosis") else "(not run)"}
+{lab.lab_views(runs["diagnosis"], out.with_name("results-gradcam.png")) if runs.get("diagnosis") else "(not run in this regeneration: `--no-diagnosis`)"}
 """
     atomic_write_text(out, text)
