@@ -119,6 +119,15 @@ class RunConfig:
     mmd_kernel: Annotated[
         Literal["gaussian", "linear"], "MMD kernel (gaussian: multi-bandwidth, median heuristic)"
     ] = "gaussian"
+    align_features: Annotated[
+        Literal["no_dropout", "train"],
+        "student features the MMD and pair terms align: no_dropout (a dropout-free pass) or "
+        "train (the train-mode pass the CE uses)",
+    ] = "no_dropout"
+    mmd_classes: Annotated[
+        Literal["marginal", "conditional"],
+        "MMD over all samples (marginal) or the mean of per-class MMDs (conditional)",
+    ] = "marginal"
     pair_mode: Annotated[
         Literal["contrastive", "relational"], "reading of the pair term (contrastive: default)"
     ] = "contrastive"
@@ -138,8 +147,21 @@ class RunConfig:
         Literal["last", "source_dev"],
         "few-shot model selection: the last epoch (a fixed schedule) or the source dev EER",
     ] = "last"
+    threshold_rule: Annotated[
+        Literal["shots", "source_dev", "fixed", "target_dev", "oracle"],
+        "few-shot decision threshold: shots (midpoint of the k shots' class means; source dev "
+        "without shots), source_dev (its EER point), fixed (0.5), target_dev (its EER point: "
+        "extra labels), oracle (test EER: optimistic, reference only); all are reported",
+    ] = "shots"
+    episode: Annotated[
+        int,
+        "shot draw of this seed (0: the seed's own; N > 0: an independent draw)",
+        Range(0, 100_000),
+    ] = 0
     n_boot: Annotated[
-        int, "bootstrap resamples (over videos) for confidence intervals", Range(0, 100_000)
+        int,
+        "bootstrap resamples (over subjects, else videos) for confidence intervals",
+        Range(0, 100_000),
     ] = 1000
     # -- runtime --------------------------------------------------------------------------------
     seed: Annotated[int, "random seed (data order, shots, initialisation)", Range(0, 2**32 - 1)] = 0

@@ -41,6 +41,13 @@ def _teacher_for(base: RunConfig, teacher: str, store: RunStore) -> str:
     return teacher
 
 
+def teacher_config(base: RunConfig, seed: int) -> RunConfig:
+    """The source-only teacher planned for ``seed``: no target shot, selected on the source dev
+    set, few-shot headline (its ``best`` weights source-selected), shared by every episode."""
+    return base.replace(method="source_only", teacher=None, shots=0, select="source_dev",
+                        seed=seed, episode=0, regime="few-shot")  # fmt: skip
+
+
 def plan_runs(
     base: RunConfig,
     methods: list[str],
@@ -67,9 +74,7 @@ def plan_runs(
     given = _teacher_for(base, teacher, store or RunStore()) if teacher else None
     plan: dict[str, RunConfig] = {}
     for seed in seeds:
-        own = base.replace(
-            method="source_only", teacher=None, shots=0, select="source_dev", seed=seed
-        )
+        own = teacher_config(base, seed)
         for method in methods:
             if method == "source_only":
                 cfg = own

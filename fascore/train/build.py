@@ -6,15 +6,15 @@ import torch
 
 from fascore.config import RunConfig
 from fascore.store.runs import Run
-from fascore.train.checkpoint import load_run_model
 from fascore.train.methods import METHODS, Method
 from fascore.train.models import FASModel, create_model
+from fascore.train.teacher import load_teacher
 
 
 def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
     """The trained model, freshly created, and the frozen teacher (None for methods without
     one). The method starts the model from the teacher where it should (``Method.__init__``)."""
-    teacher = load_run_model(teacher_run) if teacher_run is not None else None
+    teacher = load_teacher(teacher_run) if teacher_run is not None else None  # source-only
     pretrained = cfg.pretrained or ("imagenet" if cfg.init == "imagenet" else None)
     model = create_model(
         cfg.model, input_size=cfg.image_size, pretrained=pretrained, embed_layer=cfg.embed_layer

@@ -32,16 +32,16 @@ def regime_results(run, cfg, method, data, device, best) -> tuple[dict, pd.DataF
     Returns ``{display name: results}`` and the headline regime's score table.
     """
     uses_target = METHODS.get(cfg.method).uses_target
-    out, tables, head = {}, {}, headline_regime(cfg)
+    out, tables, shot_tables, head = {}, {}, {}, headline_regime(cfg)
     for regime in sorted(regimes.REGIMES, key=lambda r: r != head):  # the headline first
         epoch = best[regime]["epoch"]
         if epoch not in tables:
             method.model.load_state_dict(load_best(run, weights_key(cfg, regime)))
             method.model.eval()
-            tables[epoch] = score_frame(
-                data, lambda r: predict_scores(method.model, data, r, device)
-            )
-        res = evaluate_scores(data, tables[epoch], cfg, regime)
+            predict = lambda r: predict_scores(method.model, data, r, device)  # noqa: E731
+            tables[epoch] = score_frame(data, predict)
+            shot_tables[epoch] = score_frame(data, predict, parts=("target_train",))
+        res = evaluate_scores(data, tables[epoch], cfg, regime, shots=shot_tables[epoch])
         rule = regimes.selection_rule(regime, cfg.select)
         name = regimes.display_name(regime, cfg.shots, uses_target)
         out[name] = {"regime": regime, "selection": rule, "selected_epoch": epoch, **res}
@@ -69,9 +69,8 @@ def finish(run, cfg, method, data, device, best, hooks) -> None:
         "selected_epoch": head["selected_epoch"],
         "select": head["selection"],
         "level": cfg.level,
-        "threshold_rule": f"EER threshold of the {head['threshold_from'].replace('_', ' ')} split "
-        "(at the scoring level), applied to the target test split; the source test split uses "
-        "the source dev threshold; hter_oracle uses the test split's own EER, reference only",
+        "threshold_rule": head["threshold_text"] + "; hter_oracle uses the test split's own "
+        "EER, reference only",
         "label_budget": head["label_budget"],
         "preprocessing": {m: read_preprocessing(m) for m in cfg.data},
         "shots": data.shots,

@@ -35,7 +35,9 @@ def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict
     tgt = df[df["domain"] == cfg.target_domain]
     shots, record = (tgt.iloc[:0], {"unit": cfg.shot_unit, "k": 0, "videos": []})
     if cfg.shots != 0:
-        shots, record = sample_shots(tgt, cfg.shots, unit=cfg.shot_unit, seed=cfg.seed)
+        shots, record = sample_shots(
+            tgt, cfg.shots, unit=cfg.shot_unit, seed=cfg.seed, episode=cfg.episode
+        )
     shots = shots.assign(part="target_train")
     rest = tgt[tgt["split"] != "train"].assign(part=lambda d: "target_" + d["split"])
     tgt = pd.concat([shots, rest]).assign(role="target")
