@@ -115,6 +115,7 @@ def _start_from(model: FASModel, teacher: FASModel) -> None:
         )
     model.load_state_dict(teacher.state_dict())
 
+
 @contextlib.contextmanager
 def dropout_off(model: nn.Module):
     """Every dropout layer of ``model`` in eval mode for the block (gradients still flow)."""
