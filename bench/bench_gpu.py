@@ -35,7 +35,8 @@ from fascore.data.images import FaceBatches, ImageArray, normalize
 from fascore.errors import FascoreError
 from fascore.progress import Progress
 from fascore.store.runs import RunStore
-from fascore.train.loop import _epoch, prepare_for_device
+from fascore.train.build import prepare_for_device
+from fascore.train.loop import _epoch
 from fascore.train.methods import METHODS
 from fascore.train.models import create_model, imagenet_file
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,14 +21,15 @@ import streamlit as st
 
 from fascore.data.manifest import manifest_path, read_raw
 from fascore.data.uploads import MAX_BYTES
+from fascore.data.uploads import share_mode as _share_mode
 from fascore.devices import devices as list_devices
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
 from fascore.store.runs import ACTIVE_STATES, Run, RunStore
 
-SHARE_ENV = "FASCORE_SHARE"
-#: The files a run-table row is read from: a row is read again only when one of them changes.
-SUMMARY_FILES = ("config", "final", "status")
+#: The files a run-table row is read from (and checked, ``Run.problem``): a row is read again
+#: only when one of them changes.
+SUMMARY_FILES = ("config", "final", "status", "alignment", "shots", "metrics")
 log = logging.getLogger("fascore.dashboard")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,7 +60,8 @@ def _stat(run: Run, key: str) -> tuple[int, int]:
     return st_.st_mtime_ns, st_.st_size
 
 
-def _mtime(run: Run, key: str) -> int:
+def mtime(run: Run, key: str) -> int:
+    """Change time (ns) of one of the run's files, 0 while it does not exist: a cache key."""
     return _stat(run, key)[0]
 
 
@@ -74,7 +76,7 @@ def _row(run: Run) -> dict:
     A queued or running state is checked afresh: a dead process or a stale heartbeat makes it
     "interrupted" without any file changing.
     """
-    row = _summary(str(run.path), tuple(_mtime(run, k) for k in SUMMARY_FILES))
+    row = _summary(str(run.path), tuple(mtime(run, k) for k in SUMMARY_FILES))
     return {**row, "state": run.state()} if row["state"] in ACTIVE_STATES else row
 
 
@@ -110,17 +112,17 @@ def _read_arrays(path: str, key: str, mtime: int) -> dict[str, np.ndarray] | Non
 
 def read_table(run: Run, key: str) -> pd.DataFrame | None:
     """``run.read_table(key)``, cached until the file changes (callers must not mutate it)."""
-    return _read_table(str(run.path), key, _mtime(run, key))
+    return _read_table(str(run.path), key, mtime(run, key))
 
 
 def read_json(run: Run, key: str) -> Any:
     """``run.read_json(key)``, cached until the file changes."""
-    return _read_json(str(run.path), key, _mtime(run, key))
+    return _read_json(str(run.path), key, mtime(run, key))
 
 
 def read_arrays(run: Run, key: str) -> dict[str, np.ndarray] | None:
     """``run.read_arrays(key)``, cached until the file changes."""
-    return _read_arrays(str(run.path), key, _mtime(run, key))
+    return _read_arrays(str(run.path), key, mtime(run, key))
 
 
 def metrics_frame(run: Run) -> pd.DataFrame:
@@ -130,6 +132,24 @@ def metrics_frame(run: Run) -> pd.DataFrame:
 
 
 # -- widgets -------------------------------------------------------------------------------------
+def plain(text: object) -> str:
+    """Text from a run file (an experiment name, a status message, an unreadable reason) for
+    Streamlit's Markdown, shown as typed: plain words pass unchanged; anything Markdown could
+    read as a link, an address, formatting, HTML or a directive (``[a](https://x)``,
+    ``www.x.org``, ``a@b.org``, ``**``, ``:red[..]``) becomes an inline code span, whose
+    content Markdown never interprets (backslash escapes would not do: GFM still links bare
+    addresses). Line breaks become spaces."""
+    text = " ".join(str(text).split())
+    if _PLAIN.fullmatch(text) and not _WWW.search(text):
+        return text
+    fence = "`" * (1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"{fence} {text} {fence}"
+
+
+_PLAIN = re.compile(r"(?:[^\W_]|[ .,=+/-])*")  # letters, digits, separators: nothing Markdown reads
+_WWW = re.compile(r"(?i)www\.")  # GFM turns a bare www.x.org into a link
+
+
 def state_badge(state: str, problem: str = "") -> str:
     """A short emoji + word for a run state (unknown states pass through); an unreadable run
     says why (``RunStore.table``'s ``problem``)."""
@@ -169,8 +189,9 @@ def server_problem() -> str | None:
 
 
 def share_mode() -> bool:
-    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling)."""
-    return os.environ.get(SHARE_ENV, "") == "1"
+    """True when ``FASCORE_SHARE=1``: a read-only dashboard (no launching, no cancelling, no
+    uploads decoded); the one test is ``fascore.data.uploads.share_mode``."""
+    return _share_mode()
 
 
 def _run_label(table: pd.DataFrame) -> Callable[[str], str]:
@@ -215,7 +236,9 @@ def run_picker(
         st.query_params[param] = choice
     run = store().run(choice) if choice else None
     if run is not None and (why := run.problem()):
-        st.error(f"Run {run.id} is unreadable: {why}. The other runs are not affected.")
+        st.error(
+            f"Run {plain(run.id)} is unreadable: {plain(why)}. The other runs are not affected."
+        )
         st.stop()  # this page has nothing to show for it; the picker stays usable
     return run
 
@@ -280,18 +303,30 @@ def manifest_domains(path: str) -> list[str]:
     return _domains(str(target), target.stat().st_mtime_ns if target.exists() else 0)
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """``1 h 05 min``, ``3 min 05 s`` or ``42 s``; an en dash when unknown."""
     if seconds is None:
         return "–"
     minutes, secs = divmod(int(seconds), 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+MMD_HELP = (
+    "MMD² after the last evaluated epoch, between the teacher's embeddings of source test images "
+    "and the student's of target test images (a teacher run: its own of both), on a fixed, "
+    "seeded subset of up to 128 per domain, half live, in eval mode: the Alignment page's "
+    "headline view. The loss term `mmd` below is another sample: the last training step's "
+    "batch, in training mode, before its weight."
+)
 
 
 def job_panel(run: Run) -> None:
     """One job's state, progress bar, loss terms, current MMD, ETA and images/s."""
     status = run.status()
     state = run.state()
-    message = f" · {status['message']}" if status.get("message") else ""
+    message = f" · {plain(status['message'])}" if status.get("message") else ""
     st.markdown(f"**{state_badge(state)}** · `{run.id}`{message}")
     progress = status.get("progress") or {}
     if not progress:
@@ -299,17 +334,27 @@ def job_panel(run: Run) -> None:
     text = f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}"
     st.progress(min(1.0, float(progress.get("fraction") or 0.0)), text=text)
     cols = st.columns(3)
-    cols[0].metric("ETA", _duration(progress.get("eta_s")) if state == "running" else "–")
+    live = state == "running"  # a rate or a time left of a job that ended is no news
+    cols[0].metric("ETA", duration(progress.get("eta_s")) if live else "–")
     if progress.get("images_per_s"):
-        cols[1].metric("images/s", f"{progress['images_per_s']:.0f}")
+        cols[1].metric("images/s", f"{progress['images_per_s']:.0f}" if live else "–",
+                       help="training speed while the job runs")  # fmt: skip
     else:  # an older trainer reports optimisation steps only
         rate = progress.get("steps_per_s")
-        cols[1].metric("steps/s", f"{rate:.2f}" if rate else "–")
+        cols[1].metric("steps/s", f"{rate:.2f}" if rate and live else "–")
     mmd = progress.get("mmd")
-    cols[2].metric("MMD² (current)", f"{mmd:.4f}" if mmd is not None else "–")
+    cols[2].metric(
+        "MMD² (last evaluation)", f"{mmd:.4f}" if mmd is not None else "–", help=MMD_HELP
+    )
     losses = progress.get("loss") or {}
     if losses:
-        st.caption("Loss terms (last step, unweighted): " + ", ".join(
+        cfg = run.config()
+        weights = ", ".join(f"{k} × {cfg[f'w_{k}']:g}" for k in ("mmd", "pair", "kd")
+                            if k in losses and f"w_{k}" in cfg)  # fmt: skip
+        st.caption("Loss terms of the last training step, unweighted (mmd: MMD² of that step's "
+                   "batch, source training images through the teacher, target shots through the "
+                   "student; not the evaluation MMD² above)"
+                   + (f"; the total weighs {weights}" if weights else "") + ": " + ", ".join(
             f"{k} {v:.4f}" for k, v in losses.items()
         ))  # fmt: skip
 

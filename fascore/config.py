@@ -21,6 +21,8 @@ from fascore.errors import FascoreError
 
 #: Fields that do not change the result and so do not enter the run's hash.
 BOOKKEEPING = ("created", "device", "experiment", "notes", "analysis")
+#: What a flag of an optional field says for None (``--shots all``: every labelled video).
+NONE_WORDS = ("all", "none")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -117,6 +119,15 @@ class RunConfig:
     mmd_kernel: Annotated[
         Literal["gaussian", "linear"], "MMD kernel (gaussian: multi-bandwidth, median heuristic)"
     ] = "gaussian"
+    align_features: Annotated[
+        Literal["no_dropout", "train"],
+        "student features the MMD and pair terms align: no_dropout (a dropout-free pass) or "
+        "train (the train-mode pass the CE uses)",
+    ] = "no_dropout"
+    mmd_classes: Annotated[
+        Literal["marginal", "conditional"],
+        "MMD over all samples (marginal) or the mean of per-class MMDs (conditional)",
+    ] = "marginal"
     pair_mode: Annotated[
         Literal["contrastive", "relational"], "reading of the pair term (contrastive: default)"
     ] = "contrastive"
@@ -136,8 +147,21 @@ class RunConfig:
         Literal["last", "source_dev"],
         "few-shot model selection: the last epoch (a fixed schedule) or the source dev EER",
     ] = "last"
+    threshold_rule: Annotated[
+        Literal["shots", "source_dev", "fixed", "target_dev", "oracle"],
+        "few-shot decision threshold: shots (midpoint of the k shots' class means; source dev "
+        "without shots), source_dev (its EER point), fixed (0.5), target_dev (its EER point: "
+        "extra labels), oracle (test EER: optimistic, reference only); all are reported",
+    ] = "shots"
+    episode: Annotated[
+        int,
+        "shot draw of this seed (0: the seed's own; N > 0: an independent draw)",
+        Range(0, 100_000),
+    ] = 0
     n_boot: Annotated[
-        int, "bootstrap resamples (over videos) for confidence intervals", Range(0, 100_000)
+        int,
+        "bootstrap resamples (over subjects, else videos) for confidence intervals",
+        Range(0, 100_000),
     ] = 1000
     # -- runtime --------------------------------------------------------------------------------
     seed: Annotated[int, "random seed (data order, shots, initialisation)", Range(0, 2**32 - 1)] = 0
@@ -251,6 +275,20 @@ def _ranges() -> tuple[tuple[FieldSpec, Range], ...]:
 def config_fields() -> tuple[FieldSpec, ...]:
     """Every field's type, allowed values, default and help, in declaration order."""
     return _specs()
+
+
+def parse_text(spec: FieldSpec, text: str) -> Any:
+    """A flag's text -> the field's value (``all`` or ``none`` -> None where the field is
+    optional), or one ``FascoreError`` that names the field and what it takes
+    (``shots must be a whole number, all or none, not 'abc'``)."""
+    if spec.optional and text.strip().lower() in NONE_WORDS:
+        return None
+    try:
+        return spec.kind(text)
+    except ValueError:
+        noun = {int: "a whole number", float: "a number"}.get(spec.kind, spec.kind.__name__)
+        noun += ", all or none" if spec.optional else ""
+        raise FascoreError(f"{spec.name} must be {noun}, not {text!r}") from None
 
 
 def field_spec(name: str) -> FieldSpec:

@@ -54,6 +54,15 @@ def resolve_device(device: str) -> str:
     return "cuda:0" if device == "cuda" else device
 
 
+def device_type(device: str) -> str:
+    """ "cuda", "mps" or "cpu": the kind of device ``resolve_device`` picks for ``device``; "cpu"
+    where it would refuse (its error comes when the run resolves its device)."""
+    try:
+        return resolve_device(device).split(":")[0]
+    except FascoreError:
+        return "cpu"
+
+
 def slot_count(device: str) -> int:
     """Concurrent jobs allowed on one device: 1 by default, or $FASCORE_SLOTS_CPU / _GPU."""
     env = SLOT_ENV["cpu" if device == "cpu" else "gpu"]

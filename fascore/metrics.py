@@ -39,14 +39,16 @@ class ScoreSet:
     """Scores of one split, one row per unit (frame or video), as aligned (n,) arrays.
 
     ``y`` 1 spoof / 0 live; ``score`` higher = more spoof; ``attack`` PAI species ("none" for
-    live); ``video`` presentation id (bootstrap resamples videos). Missing ``attack`` defaults
-    to "attack"/"none" by label; missing ``video`` makes every row its own video.
+    live); ``video`` presentation id; ``subject`` the person's id (the bootstrap resamples
+    subjects when given, videos otherwise). Missing ``attack`` defaults to "attack"/"none" by
+    label; missing ``video`` makes every row its own video.
     """
 
     y: np.ndarray
     score: np.ndarray
     attack: np.ndarray | None = None
     video: np.ndarray | None = None
+    subject: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         y = np.asarray(self.y).reshape(-1)
@@ -60,8 +62,12 @@ class ScoreSet:
         attack = np.where(y == 1, "attack", LIVE_ATTACK) if self.attack is None else self.attack
         video = np.arange(n).astype(str) if self.video is None else self.video
         attack, video = np.asarray(attack).astype(str), np.asarray(video).astype(str)
-        if not (len(score) == len(attack) == len(video) == n):
+        subject = None if self.subject is None else np.asarray(self.subject).astype(str)
+        if not (len(score) == len(attack) == len(video) == n) or (
+            subject is not None and len(subject) != n
+        ):
             raise FascoreError("scores, labels, attacks and videos must have the same length")
+        object.__setattr__(self, "subject", subject)
         if not np.isin(y, (0, 1)).all():
             raise FascoreError("labels must be 1 (spoof) or 0 (live)")
         if not np.isfinite(score).all():
@@ -81,7 +87,10 @@ class ScoreSet:
         y = df["y"].to_numpy() if "y" in df else (df["label"] == "spoof").to_numpy()
         attack = df["attack"].to_numpy() if "attack" in df else None
         video = df["video"].to_numpy() if "video" in df else None
-        return cls(y, df["score"].to_numpy(), attack, video)
+        subject = None
+        if "subject" in df and (df["subject"].astype(str).str.strip() != "").all():
+            subject = df["subject"].to_numpy()
+        return cls(y, df["score"].to_numpy(), attack, video, subject)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -244,10 +253,11 @@ def video_scores(scores: ScoreSet | pd.DataFrame) -> ScoreSet:
             "fix the manifest's video column (`python -m fascore validate`)."
         )
     mean = np.bincount(inv, weights=scores.score) / count
-    return ScoreSet(scores.y[first], mean, scores.attack[first], ids)
+    subject = None if scores.subject is None else scores.subject[first]
+    return ScoreSet(scores.y[first], mean, scores.attack[first], ids, subject)
 
 
-def _at_level(scores: ScoreSet, level: str) -> ScoreSet:
+def at_level(scores: ScoreSet, level: str) -> ScoreSet:
     if level not in LEVELS:
         raise FascoreError(f"unknown scoring level {level!r}; choose one of {LEVELS}")
     return video_scores(scores) if level == "video" else scores
@@ -259,12 +269,22 @@ def _group_keys(y: np.ndarray, attack: np.ndarray) -> np.ndarray:
 
 
 def _video_weights(scores: ScoreSet, n_boot: int, rng: np.random.Generator):
-    """Bootstrap counts (n_boot, V): videos drawn with replacement within each stratum.
+    """Bootstrap counts (n_boot, V) of each video, and each unit's video index (n,).
 
-    Strata are (label, PAI species), so every replicate holds both classes and every species
-    in their original numbers of videos. Also returns each unit's video index (n,).
+    With subjects (``scores.subject``): a cluster bootstrap, subjects drawn with replacement and
+    each video counted as often as its subject (one subject's videos are not independent; a
+    replicate may then miss a species, whose rates are NaN and dropped). Without: videos drawn
+    with replacement within (label, PAI species) strata, so every replicate holds both classes
+    and every species in their original numbers of videos.
     """
     ids, first, inv = np.unique(scores.video, return_index=True, return_inverse=True)
+    if scores.subject is not None:
+        people, of_video = np.unique(scores.subject[first], return_inverse=True)
+        draws = rng.integers(0, len(people), size=(n_boot, len(people)))
+        n_p = len(people)
+        flat = (draws + n_p * np.arange(n_boot)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=n_boot * n_p).reshape(n_boot, n_p)
+        return counts[:, of_video].astype(float), inv
     strata = np.unique(_group_keys(scores.y[first], scores.attack[first]), return_inverse=True)[1]
     weights = np.zeros((n_boot, len(ids)))
     for g in np.unique(strata):
@@ -411,10 +431,29 @@ def _notes(dev: ScoreSet, test: ScoreSet) -> list[str]:
     return notes
 
 
+def midpoint_threshold(y: np.ndarray, s: np.ndarray) -> float:
+    """The midpoint of the two class means, ``(mean(s | live) + mean(s | spoof)) / 2``.
+
+    The few-shot ``shots`` threshold rule (``fascore.train.regimes``), applied to the k shots'
+    scores at the scoring level; NaN when a class is missing. Unlike an EER point, it is
+    defined by every score, so perfectly separated shots still give one definite threshold.
+    """
+    y, s = np.asarray(y).reshape(-1), np.asarray(s, dtype=np.float64).reshape(-1)
+    if not _both_classes(y):
+        return NAN
+    return float((s[y == 0].mean() + s[y == 1].mean()) / 2)
+
+
 def evaluate(
-    dev: ScoreSet, test: ScoreSet, level: str = "frame", n_boot: int = 1000, seed: int = 0
+    dev: ScoreSet | None,
+    test: ScoreSet,
+    level: str = "frame",
+    n_boot: int = 1000,
+    seed: int = 0,
+    threshold: float | None = None,
 ) -> dict:
-    """PAD evaluation with the threshold fixed at the dev set's EER and applied to test.
+    """PAD evaluation with the threshold fixed at the dev set's EER (or the given ``threshold``,
+    when ``dev`` is None) and applied to test.
 
     Returns plain floats/dicts/lists: ``hter`` (non-ISO, pooled), ``apcer`` (max over species),
     ``apcer_per_species``, ``apcer_pooled``, ``bpcer``, ``acer``, ``auc`` and ``eer_test`` (test),
@@ -423,8 +462,12 @@ def evaluate(
     (max-species APCER <= 5 % / 1 % on test), counts, ``<metric>_ci`` (95 % video bootstrap)
     and ``notes`` on degenerate inputs. ``level`` "video" averages frame scores per video.
     """
-    dev_u, test_u = _at_level(dev, level), _at_level(test, level)
-    eer_dev, threshold = eer(dev_u.y, dev_u.score)
+    test_u = at_level(test, level)
+    dev_u = test_u if dev is None else at_level(dev, level)
+    eer_dev = NAN
+    if dev is not None:
+        eer_dev, threshold = eer(dev_u.y, dev_u.score)
+    threshold = NAN if threshold is None else float(threshold)
     eer_test, threshold_oracle = eer(test_u.y, test_u.score)
     out = {"level": level, "threshold": threshold, "eer_dev": eer_dev}
     out.update(error_rates(test_u, threshold))
@@ -442,5 +485,5 @@ def evaluate(
         n_boot=int(n_boot),
     )
     out.update(bootstrap_ci(test_u, threshold, n_boot, seed))
-    out["notes"] = _notes(dev_u, test_u)
+    out["notes"] = _notes(dev_u, test_u) if dev is not None else _notes(test_u, test_u)
     return out

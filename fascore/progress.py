@@ -9,9 +9,12 @@ import time
 from tqdm import tqdm
 
 
-def terminal_bar(desc: str, total: int | None = None, *, unit: str = "it") -> tqdm:
-    """A tqdm bar on stderr when it is a terminal; silent elsewhere."""
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty())
+def terminal_bar(
+    desc: str, total: int | None = None, *, unit: str = "it", enabled: bool | None = None
+) -> tqdm:
+    """A tqdm bar on stderr when it is a terminal (or ``enabled``); silent elsewhere."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show)
 
 
 class Progress:

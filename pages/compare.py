@@ -7,9 +7,10 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.eval import compare
-from fascore.share import figures
-from fascore.share.figures import budget_text, delta_table
+from fascore.share import figures, numbers
+from fascore.share.figures import budget_text
 from fascore.share.links import deep_link
+from fascore.share.numbers import delta_table_percent
 from fascore.store.runs import Run
 
 GALLERY = 12  # disagreement thumbnails shown
@@ -75,19 +76,20 @@ def _threshold(cmp: compare.Comparison, student: Run) -> None:
 
 def _gallery(cmp: compare.Comparison, student: Run) -> None:
     dis = compare.disagreements(cmp.joined, cmp.thresholds)
-    st.caption(f"{len(dis)} test images decided differently, each model at its own dev threshold.")
+    st.caption(
+        f"{len(dis)} test images decided differently, each model at its own threshold (its rule "
+        "above), frame by frame; under each: the scores and which model is right."
+    )
     a, b = cmp.names
     cols = st.columns(6)
-    for i, row in enumerate(dis.head(GALLERY).itertuples()):
+    for i, row in enumerate(dis.head(GALLERY).to_dict("records")):  # names may hold spaces
         with cols[i % 6]:
-            if Path(row.path).exists():
-                st.image(row.path, width="stretch")
-            link = deep_link(
-                st.context.url, "gradcam", run=student.id, sample=getattr(row, f"sample_{b}")
-            )
+            if Path(row["path"]).exists():
+                st.image(row["path"], width="stretch")
+            link = deep_link(st.context.url, "gradcam", run=student.id, sample=row[f"sample_{b}"])
             st.caption(
-                f"{row.label}/{row.attack}  \n{a} {getattr(row, f'score_{a}'):.2f} · "
-                f"{b} {getattr(row, f'score_{b}'):.2f}  \n[Grad-CAM ↗]({link})"
+                f"{row['label']}/{row['attack']}  \n{a} {row[f'score_{a}']:.2f} · "
+                f"{b} {row[f'score_{b}']:.2f} · {row['correct']} right  \n[Grad-CAM ↗]({link})"
             )
 
 
@@ -112,17 +114,25 @@ def compare_page() -> None:
     teacher, student = picked
     cmp, deltas = _load(teacher.id, student.id, (_stamp(teacher), _stamp(student)))
     head = st.empty()  # filled once the open tab is known, so the link reopens it
-    st.dataframe(delta_table(deltas), hide_index=True)
+    st.dataframe(delta_table_percent(deltas), hide_index=True)
     st.caption(
         "HTER is not ISO/IEC 30107-3; APCER is the maximum over PAI species; "
         "the oracle HTER uses the test set's own EER threshold (optimistic)."
     )
-    for role, run in (("teacher", teacher), ("student", student)):
-        st.caption(f"Label budget, {role} `{run.id}`: {budget_text(run.read_json('final'))}")
+    for name, run in zip(cmp.names, cmp.runs, strict=True):
+        st.caption(f"Label budget, {name} `{run.id}`: {budget_text(ui.read_json(run, 'final'))}")
     tabs = st.tabs(list(TABS), key="view", bind="query-params")  # ?view=... opens one tab
     view = next((v for v, tab in zip(TABS, tabs, strict=True) if tab.open), None)
     link = deep_link(st.context.url, "compare", run=student.id, teacher=teacher.id, view=view)
-    head.caption(f"Target test set, {cmp.level} level, {len(cmp.joined)} images · link: {link}")
+    regimes = " · ".join(
+        f"{name}: {final.get('regime', '?')} regime, {numbers.threshold_text(final)}"
+        for name, final in (
+            (n, ui.read_json(r, "final") or {}) for n, r in zip(cmp.names, cmp.runs, strict=True)
+        )
+    )
+    head.caption(
+        f"Target test set, {cmp.level} level, {len(cmp.joined)} images · {regimes} · link: {link}"
+    )
     for tab, show in zip(tabs, TABS.values(), strict=True):
         if tab.open:  # only the open tab is computed
             with tab:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import ui
 from fascore.share import report, samples
-from fascore.share.links import DASHBOARD_URL, deep_link
+from fascore.share.links import DASHBOARD_URL, deep_link, is_local
 
 MAX_CAMS = 6
 
@@ -16,10 +16,9 @@ def _build(
 ) -> bytes:
     store = ui.store()
     runs = [store.get(i) for i in ids]
-    errors = runs[-1].read_table("errors")
-    rows = errors[errors["path"].isin(cams)].drop_duplicates("path") if cams else None
-    panels = samples.gradcam_panels(runs[-1], rows, alpha) if rows is not None else []
-    html = report.build_report(runs, panels, dashboard=url)
+    rows = samples.chosen_rows(runs[-1].read_table("errors"), cams)
+    panels = samples.gradcam_panels(runs[-1], rows, alpha)
+    html = report.build_report(runs, panels, dashboard=None if is_local(url) else url)
     return html.encode("utf-8")
 
 
@@ -65,6 +64,11 @@ def _links(runs) -> None:
             )
         ]
         st.caption(f"Open `{run.id}` in the dashboard: " + " · ".join(links))
+    if is_local(st.context.url or DASHBOARD_URL):
+        st.caption(
+            "These links are left out of the report: this dashboard runs on this machine only "
+            "(a loopback address), which a reader's browser cannot reach."
+        )
 
 
 @ui.safe_page
@@ -76,7 +80,10 @@ def report_page() -> None:
         ui.empty_state("Reports are made of finished runs. Build the demo on the Overview page.")
         return
     ids = st.multiselect(
-        "Runs (list the teacher first)", done, default=_default_runs(table, done), key="rep_runs"
+        "Runs (the report lists teachers first)",
+        done,
+        default=_default_runs(table, done),
+        key="rep_runs",
     )
     if not ids:
         ui.empty_state("Pick at least one run.")

@@ -3,10 +3,13 @@
 import streamlit as st
 
 from dashboard import ui
+from fascore.commands.train import build_config, parse_shots
 from fascore.config import RunConfig, field_spec
 from fascore.data.protocols import PROTOCOLS
+from fascore.data.synth import DOMAIN_NAMES, PRESETS
 from fascore.errors import FascoreError
 from fascore.jobs import control as jobs
+from fascore.jobs.slurm.options import SlurmOptions, load_options
 
 NEW_TEACHER = "(train a new teacher first)"
 SIZES = (32, 48, 64, 96, 128, 160, 224)
@@ -17,9 +20,8 @@ def _data(left, right) -> tuple[tuple[str, ...], list[str]] | None:
 
     A SynthFAS preset names its cache location: the first job generates it if it is missing.
     """
+    # lazy: the SynthFAS renderer (cv2) loads once the launch form is opened, not on every view
     from fascore.data.synth.cache import preset_manifest
-    from fascore.data.synth.domains import DOMAIN_NAMES
-    from fascore.data.synth.generate import PRESETS
 
     kind = left.radio("Data", ["SynthFAS preset", "Manifest"], horizontal=True, key="train-kind")
     if kind == "SynthFAS preset":
@@ -50,10 +52,21 @@ def _protocol(col, domains: list[str]) -> dict:
             "shots": proto.shots, "shot_unit": proto.shot_unit}  # fmt: skip
 
 
-def _teachers() -> list[str]:
+def _teachers(base: RunConfig) -> tuple[list[str], int]:
+    """The teacher picker: a new teacher, then the store's teachers (newest first); the default
+    is the newest finished one that can teach ``base`` (``check_teacher``), else a new one."""
+    from fascore.train.teacher import check_teacher  # torch, as the form's METHODS
+
     table = ui.runs_table()
     ok = (table["method"] == "source_only") & ~table["state"].isin(jobs.RESUMABLE_STATES)
-    return [NEW_TEACHER, *table.loc[ok, "run"]]
+    options = [NEW_TEACHER, *table.loc[ok, "run"]]
+    for rid in table.loc[ok & (table["state"] == "done"), "run"]:
+        try:
+            check_teacher(base, ui.store().get(rid))
+        except FascoreError:
+            continue
+        return options, options.index(rid)
+    return options, 0
 
 
 def _default(name: str):
@@ -64,7 +77,7 @@ def _help(name: str) -> dict:
     return {"help": field_spec(name).help}
 
 
-def _form(domains: list[str], proto: dict) -> dict | None:
+def _form(data: tuple[str, ...], domains: list[str], proto: dict) -> dict | None:
     """The launch form; returns its values when submitted."""
     from fascore.train.methods import METHODS  # imports torch: only once the form is opened
     from fascore.train.models import MODELS
@@ -82,7 +95,9 @@ def _form(domains: list[str], proto: dict) -> dict | None:
         )
         v["methods"] = a.multiselect("Methods", METHODS.names(), default=["distill"])
         v["seeds"] = b.multiselect("Seeds", list(range(10)), default=[0])
-        v["teacher"] = c.selectbox("Teacher (for student methods)", _teachers())
+        base = build_config({"data": data, "source_domains": valid, "target_domain": tgt})
+        teachers, default = _teachers(base)
+        v["teacher"] = c.selectbox("Teacher (for student methods)", teachers, index=default)
         models = MODELS.names()
         v["model"] = a.selectbox("Backbone", models, index=models.index(_default("model")))
         v["image_size"] = b.select_slider("Image size", SIZES, value=_default("image_size"))
@@ -114,8 +129,6 @@ def _form(domains: list[str], proto: dict) -> dict | None:
 
 def _slurm_form() -> dict:
     """Slurm job options (used with launcher slurm), prefilled from the store's slurm.toml."""
-    from fascore.jobs.slurm.options import load_options
-
     d = load_options(ui.store().root)
     with st.expander("Slurm options (launcher slurm; defaults from the run store's slurm.toml)"):
         a, b, c = st.columns(3)
@@ -130,33 +143,27 @@ def _slurm_form() -> dict:
 
 def _launch(data: tuple[str, ...], v: dict, shot_unit: str) -> None:
     name = v["experiment"] or f"{'+'.join(v['sources'])}-to-{v['target']}-k{v['shots']}"
-    base = RunConfig(data=data, source_domains=tuple(v["sources"]), target_domain=v["target"],
-                     shots=int(v["shots"]), model=v["model"], image_size=v["image_size"],
-                     epochs=int(v["epochs"]), w_mmd=v["w_mmd"], w_pair=v["w_pair"], w_kd=v["w_kd"],
-                     pair_mode=v["pair_mode"], device=v["device"], experiment=name,
-                     shot_unit=shot_unit)  # fmt: skip
+    fields = ("model", "image_size", "epochs", "w_mmd", "w_pair", "w_kd", "pair_mode", "device")
+    base = build_config({"data": data, "source_domains": v["sources"], "target_domain": v["target"],
+                         "shots": int(v["shots"]), "experiment": name, "shot_unit": shot_unit,
+                         **{k: v[k] for k in fields}})  # fmt: skip
     if v["sweep"].strip():
         _sweep(base, v)
         return
     teacher = None if v["teacher"] == NEW_TEACHER else v["teacher"]
-    launcher = v["launcher"]
-    if launcher == "slurm":
-        from fascore.jobs.slurm.launcher import SlurmLauncher
-        from fascore.jobs.slurm.options import SlurmOptions
-
-        launcher = SlurmLauncher(SlurmOptions.from_dict(v["slurm"], where="the Slurm options"))
+    slurm = None
+    if v["launcher"] == "slurm":
+        slurm = SlurmOptions.from_dict(v["slurm"], where="the Slurm options")
+    launcher = jobs.make_launcher(v["launcher"], slurm)
     runs = jobs.launch(base, v["methods"], v["seeds"], launcher=launcher, teacher=teacher)
     st.query_params["run"] = runs[-1].id
     st.success(f"Launched {len(runs)} run(s): " + ", ".join(f"`{r.id}`" for r in runs))
 
 
 def _sweep(base: RunConfig, v: dict) -> None:
-    from fascore.jobs import sweep
+    from fascore.jobs import sweep  # lazy: the sweep's results code, only when one is started
 
-    words = v["sweep"].split()
-    if not all(w.isdigit() or w.lower() == "all" for w in words):
-        raise FascoreError(f"shots must be whole numbers or 'all', not {v['sweep']!r}")
-    shots = [None if w.lower() == "all" else int(w) for w in words]
+    shots = [parse_shots(word) for word in v["sweep"].split()]  # as `fascore sweep --shots`
     folder = sweep.start_sweep(base, v["methods"], v["seeds"], shots, launcher=v["launcher"])
     st.success(f"Sweep `{base.experiment}` started (log: `{folder / 'sweep.log'}`); its table "
                f"fills in on the [Experiment page](experiment?exp={base.experiment}).")  # fmt: skip
@@ -169,7 +176,7 @@ def _launcher() -> None:
         return
     paths, domains = data
     proto = _protocol(cols[2], domains)
-    values = _form(domains, proto)
+    values = _form(paths, domains, proto)
     if values:
         try:
             _launch(paths, values, proto["shot_unit"])

@@ -12,7 +12,7 @@ import sys
 from torch import nn
 
 from fascore import cli
-from fascore.train import loop
+from fascore.train import build, loop
 
 FASCORE_ENTRY = True
 
@@ -37,10 +37,10 @@ def crash_after(epoch: int):
     return evaluate
 
 
-real_create = loop.create_model
+real_create = build.create_model
 
 if __name__ == "__main__":
-    loop.create_model = no_dropout
+    build.create_model = no_dropout
     if os.environ.get("DDP_TEST_CRASH_AFTER"):
         loop._evaluate = crash_after(int(os.environ["DDP_TEST_CRASH_AFTER"]))
     sys.exit(cli.main(sys.argv[1:]))

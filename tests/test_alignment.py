@@ -155,22 +155,56 @@ def _halves(rng, z, videos):
     return z[left], z[~left], videos[left], videos[~left]
 
 
-def test_video_permutation_test_is_calibrated_on_a_true_null():
-    """Over 100 nulls, the video-level test rejects at 5 % within the binomial band; the
-    frame-level test on the same data rejects far more often (so the data can tell them apart)."""
-    from scipy.stats import binom
+def _subject_domain(rng, n_subjects=16, videos=4, frames=2, dim=8):
+    """One domain's samples: a per-subject face, a per-video capture offset and small frame
+    noise, so a subject's videos are alike (as on face data); live and spoof videos alternate."""
+    n_v = n_subjects * videos
+    subject = np.repeat(np.arange(n_subjects), videos)
+    video_mean = rng.normal(size=(n_subjects, dim))[subject] + 0.4 * rng.normal(size=(n_v, dim))
+    z = np.repeat(video_mean, frames, axis=0) + 0.1 * rng.normal(size=(n_v * frames, dim))
+    rows = pd.DataFrame({
+        "video": np.repeat(np.arange(n_v), frames).astype(str),
+        "subject": np.repeat(subject, frames).astype(str),
+        "label": np.where(np.repeat(np.arange(n_v) % 2, frames) == 1, "spoof", "live"),
+        "split": "test",
+    })  # fmt: skip
+    return np.abs(z).astype(np.float32), rows
 
+
+def test_subject_permutation_test_is_calibrated_on_a_true_null(monkeypatch, request):
+    """One domain's subjects split in two at random, 200 times: the domain statistics' MMD test
+    rejects at p < 0.05 in 3-8 % of the nulls. (Moving videos instead of subjects rejects far
+    more often on such data: a subject's videos are not independent.)"""
+    monkeypatch.setattr(A, "proxy_a_distance", lambda *a, **k: {})  # not under test; slow
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small kernels: thread hand-offs cost more than they save
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     rng = np.random.default_rng(0)
-    trials, video_hits, frame_hits = 100, 0, 0
+    trials, hits = 200, 0
     for t in range(trials):
-        x, y, vx, vy = _halves(rng, *_null_domain(rng))
-        p = A.permutation_test(x, y, n_perm=200, seed=t, groups_x=vx, groups_y=vy)["p_value"]
-        video_hits += p < 0.05
-        if t < 20:
-            frame_hits += A.permutation_test(x, y, n_perm=200, seed=t)["p_value"] < 0.05
-    lo, hi = binom.ppf(0.005, trials, 0.05), binom.ppf(0.995, trials, 0.05)
-    assert lo <= video_hits <= hi, video_hits
-    assert frame_hits >= 15  # of 20: frames as units reject a true null almost always
+        z, rows = _subject_domain(rng)
+        people = rows["subject"].unique()
+        left = rows["subject"].isin(rng.permutation(people)[: len(people) // 2])
+        samples = rows.assign(role=np.where(left, "source", "target"))
+        out = A.domain_statistics({"teacher": z}, samples, n_per_side=10_000, n_perm=200, seed=t)
+        hits += out["views"]["shift"]["p_value"] < 0.05
+    assert out["sampling"]["unit"] == "subject"
+    assert 0.03 * trials <= hits <= 0.08 * trials, hits
+
+
+def test_video_units_over_reject_where_subjects_share_a_face():
+    """The same nulls with videos as the unit reject far above 5 % (why subjects are the unit)."""
+    rng = np.random.default_rng(1)
+    hits = 0
+    for t in range(20):
+        z, rows = _subject_domain(rng)
+        people = rows["subject"].unique()
+        left = rows["subject"].isin(rng.permutation(people)[: len(people) // 2]).to_numpy()
+        v = rows["video"].to_numpy()
+        out = A.permutation_test(z[left], z[~left], n_perm=100, seed=t, groups_x=v[left],
+                                 groups_y=v[~left])  # fmt: skip
+        hits += out["p_value"] < 0.05
+    assert hits >= 5, hits
 
 
 def test_video_grouped_proxy_a_distance_is_near_zero_on_a_true_null():
@@ -186,7 +220,7 @@ def test_video_grouped_proxy_a_distance_is_near_zero_on_a_true_null():
     assert np.mean(by_frame) > 0.4  # frame folds memorise videos: a "shift" that is not there
 
 
-def test_domain_statistics_sample_and_permute_whole_videos():
+def test_domain_statistics_sample_whole_videos_and_permute_subjects():
     rng = np.random.default_rng(2)
     z, videos = _null_domain(rng, n_videos=30, frames=6)
     df = pd.DataFrame({"role": np.where(np.isin(videos, videos[::12]), "source", "target"),
@@ -196,5 +230,8 @@ def test_domain_statistics_sample_and_permute_whole_videos():
     for rows in (src, tgt):  # whole videos only: every sampled video keeps its 6 frames
         assert (df.iloc[rows].groupby("video").size() == 6).all() and len(rows) <= 20
     out = A.domain_statistics({"teacher": z}, df, n_per_side=60, n_perm=50, seed=0)
-    assert out["sampling"]["unit"] == "video" and out["sampling"]["pad_folds_by"] == "subject"
-    assert out["views"]["shift"]["n_units"] == 10 + 10
+    assert out["sampling"]["unit"] == "subject" and out["sampling"]["pad_folds_by"] == "subject"
+    # permutations move subjects; one subject's videos on the two sides are two units
+    src, tgt = A.sample_sides(df, 60, seed=0)
+    units = df.iloc[np.r_[src, tgt]].groupby(["role", "subject"]).ngroups
+    assert out["views"]["shift"]["n_units"] == units

@@ -3,7 +3,6 @@
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,24 +21,27 @@ def test_the_layers_contract_is_kept():
     out = _lint(ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "layers: foundations" in out.stdout and "0 broken" in out.stdout
+    assert "pages: no page imports another KEPT" in out.stdout
 
 
-def test_an_upward_import_breaks_it(tmp_path):
-    """A copy of the package where the trainer imports the jobs layer fails the same contract."""
-    shutil.copytree(
-        ROOT / "fascore", tmp_path / "fascore", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(
-        ROOT / "dashboard", tmp_path / "dashboard", ignore=shutil.ignore_patterns("__pycache__")
-    )
+BREACHES = [  # (file, the import appended, what lint-imports reports)
+    ("fascore/train/checkpoint.py", "from fascore.jobs import control",
+     "fascore.train.checkpoint -> fascore.jobs.control"),
+    ("fascore/eval/compare.py", "import pages.compare", "fascore.eval.compare -> pages.compare"),
+    ("dashboard/ui.py", "import pages.overview", "dashboard.ui -> pages.overview"),
+    ("pages/compare.py", "import pages.overview", "pages.compare -> pages.overview"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "line", "reported"), BREACHES)
+def test_a_breach_breaks_it(tmp_path, path, line, reported):
+    """A copy of the code with one forbidden import (upward, core -> pages, page -> page) fails
+    the contracts: pages/ and dashboard/ are inside them."""
+    for top in ("fascore", "dashboard", "pages"):
+        shutil.copytree(ROOT / top, tmp_path / top, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    loop = tmp_path / "fascore" / "train" / "checkpoint.py"
-    loop.write_text(
-        loop.read_text()
-        + textwrap.dedent("""
-        from fascore.jobs import control  # noqa: E402  (the breach under test)
-    """)
-    )
+    target = tmp_path / path
+    target.write_text(target.read_text() + f"\n{line}  # noqa: E402  (the breach under test)\n")
     out = _lint(tmp_path)
     assert out.returncode != 0
-    assert "fascore.train.checkpoint -> fascore.jobs.control" in out.stdout
+    assert reported in out.stdout, out.stdout

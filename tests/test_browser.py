@@ -141,3 +141,20 @@ def test_a_deep_link_opens_the_exact_run(server, browser, tmp_path):
     picked = page.get_by_role("combobox", name="Run").input_value()
     assert picked.startswith(f"{runs[0].id} · source_only") and f"run={runs[0].id}" in page.url
     page.close()
+
+
+#: Widths of the Overview table: its scrolling box against the grid it holds (glide-data-grid).
+TABLE_WIDTHS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+    .map((el) => [el.scrollWidth, el.clientWidth])"""
+
+
+def test_the_overview_table_fits_1440_px(server, browser, tmp_path):
+    """Every column, the run id (the Compare link) included, is visible without scrolling at
+    1440x900 (issue 21, item 10)."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    _check(page, "Runs", _screens(tmp_path) / "overview-1440.png")
+    widths = page.evaluate(TABLE_WIDTHS)
+    assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
+    page.close()

@@ -54,9 +54,18 @@ def test_a_different_protocol_is_one_error_listing_each_difference():
 
 def test_display_names_prefer_roles_then_methods_then_seeds():
     t, s = {"method": "source_only"}, {"method": "distill", "teacher": "t"}
-    assert compare.display_names(t, s) == ("teacher", "student")
+    assert compare.display_names(t, s, ("t", "s")) == ("teacher", "student")
+    assert compare.display_names(s, t, ("s", "t")) == ("student", "teacher")
     assert compare.display_names({**s, "method": "mmd"}, s) == ("mmd", "distill")
     assert compare.display_names({**s, "seed": 1}, {**s, "seed": 2}) == ("distill s1", "distill s2")
+    assert compare.display_names(s, s, ("r1", "r2")) == ("r1", "r2")
+
+
+def test_a_run_without_a_teacher_is_not_called_teacher():
+    """target_only has no teacher and is no teacher: the names are the methods (issue 21.1)."""
+    alone, student = {"method": "target_only"}, {"method": "distill", "teacher": "t"}
+    assert compare.display_names(student, alone, ("s", "o")) == ("distill", "target_only")
+    assert compare.display_names(alone, student, ("o", "s")) == ("target_only", "distill")
 
 
 def test_join_keeps_shared_test_images_of_the_role_with_both_scores():

@@ -12,13 +12,14 @@ from fascore.errors import FascoreError
 
 def test_run_ids_are_unchanged():
     """The hash names run folders: moving types and help into annotations must not change it.
-    (Pinned again after issue 9 added ``regime`` and made ``select`` default to ``last``.)"""
+    (Pinned again after issue 9 added ``regime`` and made ``select`` default to ``last``, and
+    after issue 19 added ``threshold_rule``, ``episode``, ``align_features``, ``mmd_classes``.)"""
     assert RunConfig(data=("a/manifest.csv",), created=0.0).run_id() == (
-        "source_only-phone-k5-s0-29b5d715"
+        "source_only-phone-k5-s0-b9eabcc2"
     )
     cfg = RunConfig(method="distill", teacher="t1", data=("x.csv", "y.csv"), shots=None,
                     pair_mode="relational", steps_per_epoch=3, created=5.0)  # fmt: skip
-    assert cfg.run_id() == "distill-phone-kall-s0-1822c3a4"
+    assert cfg.run_id() == "distill-phone-kall-s0-5c93221a"
 
 
 def test_every_field_has_type_default_and_help():

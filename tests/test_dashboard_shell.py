@@ -77,17 +77,87 @@ def test_building_the_demo_submits_every_run(empty, started, monkeypatch, tmp_pa
     assert "⏳ queued" in at.dataframe[0].value["state"].tolist()
 
 
+def _run_ids(table) -> set[str]:
+    return {link.removeprefix("compare?run=") for link in table["run"]}
+
+
 def test_overview_lists_runs_by_experiment_with_metrics(fake):
     at = _app()
     assert _texts(at, "subheader") == [f"Experiment · {EXPERIMENT}"]
     table = at.dataframe[0].value
-    assert set(table["run"]) == {r.id for r in fake}
-    assert table["method"].tolist().count("source_only") == 1
-    done = table[table["run"] == fake[1].id].iloc[0]
+    assert _run_ids(table) == {r.id for r in fake}
+    assert table["run"].str.startswith("compare?run=").all()  # each id opens Compare
+    done = table[table["run"] == f"compare?run={fake[1].id}"].iloc[0]
     final = fake[1].read_json("final")["target_test"]
     assert done["hter"] == pytest.approx(100 * final["hter"])
-    assert done["compare"] == f"compare?run={fake[1].id}"
     assert {m.label: m.value for m in at.metric}["🔄 running"] == "1"
+
+
+def test_overview_labels_each_hter_with_its_own_regimes_budget(fake):
+    """The few-shot HTER sits beside the few-shot label count, the target-dev HTER beside the
+    target-dev one (shots + target dev videos), and the caption says where thresholds come from
+    (issue 21, item 2)."""
+    at = _app()
+    table = at.dataframe[0].value
+    run = fake[1]
+    row = table[table["run"] == f"compare?run={run.id}"].iloc[0]
+    regimes = run.read_json("final")["regimes"]
+    for column, hter, regime in (
+        ("labels", "hter", "few-shot"),
+        ("labels_dev", "hter_dev", "target-dev"),
+    ):
+        budget = regimes[regime]["label_budget"]
+        assert row[column] == budget["train"]["videos"] + budget["extra"]["videos"]
+        assert row[hter] == pytest.approx(100 * regimes[regime]["target_test"]["hter"])
+    assert row["labels_dev"] > row["labels"]
+    caption = " ".join(_texts(at, "caption"))
+    assert "threshold from the source dev split" in caption and "target dev split" in caption
+
+
+def test_overview_shows_how_far_the_running_experiment_is(fake):
+    """Runs done and left, the running run's epoch, and an estimate from the time measured so
+    far (issue 21, item 12)."""
+    at = _app()
+    running = next(r for r in fake if r.state() == "running")
+    bar = at.get("progress")[0].proto
+    assert "0 of 1 runs done, 1 left" in bar.text  # the others finished before it was submitted
+    assert "left at the pace so far" in bar.text
+    progress = running.status()["progress"]
+    assert f"`{running.id}` epoch {progress['epoch']}/{progress['epochs']}" in " ".join(
+        _texts(at, "caption")
+    )
+
+
+def test_group_progress_estimates_from_the_pace_so_far():
+    from fascore.jobs.watch import current_batch, group_progress, remaining_time
+
+    assert remaining_time(100.0, 0.25) == pytest.approx(300.0) and remaining_time(5.0, 0) is None
+    runs = [
+        ("t", "done", {"started": 900.0, "progress": {"epoch": 8, "epochs": 8, "fraction": 1.0}}),
+        (
+            "a",
+            "running",
+            {"started": 950.0, "progress": {"epoch": 4, "epochs": 8, "fraction": 0.5}},
+        ),
+        ("b", "queued", {}),
+        (
+            "c",
+            "failed",
+            {"started": 950.0, "progress": {"epoch": 2, "epochs": 8, "fraction": 0.25}},
+        ),
+    ]
+    p = group_progress(runs, now=1000.0)
+    assert (p.done, p.left, p.running) == (2, 2, (("a", 4, 8),))
+    # 8 + 4 + 0 + 2 epochs of 8 + 8 + 8 + 2 (a failed run brings no more): 14/26 in 100 s
+    assert p.fraction == pytest.approx(14 / 26) and p.elapsed_s == pytest.approx(100.0)
+    assert p.remaining_s == pytest.approx(100.0 * 12 / 14)
+    assert group_progress([("q", "queued", {})], now=1.0).remaining_s is None
+    # the batch still going: active runs and those finished since the first of them was submitted
+    old = ("o", "done", {"finished": 100.0})
+    new = ("n", "done", {"finished": 960.0})
+    batch = current_batch([(*old, 50.0), (*new, 900.0), ("a", "running", {}, 950.0)])
+    assert [rid for rid, *_ in batch] == ["n", "a"]
+    assert current_batch([(*old, 50.0)]) == []
 
 
 def test_share_mode_hides_launching(empty, monkeypatch):
@@ -154,7 +224,7 @@ def test_train_page_watches_a_run_from_a_deep_link(fake):
     assert not at.exception
     assert at.selectbox(key="train-run").value == fake[1].id
     assert any(fake[1].id in t and "done" in t for t in _texts(at, "markdown"))
-    assert {m.label for m in at.metric} >= {"ETA", "images/s", "MMD² (current)"}
+    assert {m.label for m in at.metric} >= {"ETA", "images/s", "MMD² (last evaluation)"}
     assert not [b for b in at.button if b.label.startswith(("Cancel", "Resume"))]
 
 
@@ -234,7 +304,7 @@ def test_overview_and_train_on_real_runs(tiny_store, monkeypatch):
     monkeypatch.delenv("FASCORE_SHARE", raising=False)
     runs = RunStore(tiny_store).runs()
     table = _app().dataframe[0].value
-    assert set(table["run"]) == {r.id for r in runs} and set(table["state"]) == {"✅ done"}
+    assert _run_ids(table) == {r.id for r in runs} and set(table["state"]) == {"✅ done"}
     assert table["hter"].between(0, 100).all() and table["auc"].between(0, 100).all()
     student = next(r for r in runs if r.config().get("teacher"))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)

@@ -19,7 +19,7 @@ from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, ImageArray
 from fascore.errors import FascoreError
 from fascore.store.runs import RunStore
-from fascore.train import distributed
+from fascore.train import build, distributed
 from fascore.train import loop as training
 from tests import ddp_worker
 from tests.helpers import stripe_manifest
@@ -95,11 +95,12 @@ def _cli(store: Path, manifest: str, *extra: str, env_extra=None) -> subprocess.
     )
 
 
+@pytest.mark.ddp
 def test_two_gloo_processes_follow_the_one_process_loss_curve_and_resume(tmp_path, monkeypatch):
     manifest = str(stripe_manifest(tmp_path / "data"))
     cfg = RunConfig(data=(manifest,), **FLAGS)
     # one process, in this process, dropout off as in the worker
-    monkeypatch.setattr(training, "create_model", ddp_worker.no_dropout)
+    monkeypatch.setattr(build, "create_model", ddp_worker.no_dropout)
     ref = training.train(cfg, RunStore(tmp_path / "one"), progress=False)
     assert ref.state() == "done"
 
@@ -138,6 +139,7 @@ def one_rank_group(tmp_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.ddp
 @pytest.mark.parametrize("name", ["source_only", "target_only", "kd", "distill"])
 def test_ddp_wrapped_methods_step_like_plain_ones(one_rank_group, name):
     """Every method's step goes through DDP once (``model(x)`` or ``features`` then ``head``):

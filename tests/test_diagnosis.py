@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from fascore.eval import diagnosis
-from fascore.jobs.results import lab_views
+from fascore.eval.results.lab import lab_views
 from tests.fakes import make_fake_store
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fascore.share.figures import experiment_figure
+from fascore.eval.results import tables
+from fascore.eval.results.figure import experiment_figure
 from fascore.store.runs import RunStore
 from tests.fakes import EXPERIMENT, make_fake_store
 
@@ -32,6 +33,13 @@ def _page() -> AppTest:
     return at
 
 
+COLUMN = {
+    "few-shot": "few-shot, source-dev threshold",
+    "zero-shot": "few-shot, shots threshold",
+    "target-dev": "target-dev",
+}  # the fake runs predate threshold rules: source dev
+
+
 def test_experiment_page_shows_each_regimes_numbers_and_budgets(store):
     at = _page()
     assert at.selectbox(key="exp").value == EXPERIMENT
@@ -39,26 +47,45 @@ def test_experiment_page_shows_each_regimes_numbers_and_budgets(store):
     for run in store:
         cfg, final = run.config(), run.read_json("final")
         zero = cfg["method"] == "source_only"
-        row = table.loc[f"{cfg['method']} (zero-shot)" if zero else cfg["method"]]
+        row = table.loc[f"{cfg['method']} (zero-shot teacher)" if zero else cfg["method"]]
         for name, res in final["regimes"].items():
-            tag = "few-shot" if name == "zero-shot" else name
-            hter = res["target_test"]["hter"] * 100
-            assert row[f"HTER % ({tag})"] == f"{hter:.1f} ± 0.0"  # one seed: std 0
+            tag = COLUMN[name]
+            hter, auc = res["target_test"]["hter"] * 100, res["target_test"]["auc"] * 100
+            assert row[f"HTER % ({tag})"] == f"{hter:.1f} (n = 1)"  # one episode: no spread
+            assert row[f"AUC % ({tag})"] == f"{auc:.1f} (n = 1)"  # % as on Overview
             budget = res["label_budget"]
             used = budget["train"]["videos"] + budget["extra"]["videos"]
             assert row[f"target videos ({tag})"] == f"{used} ({budget['extra']['videos']} extra)"
+    assert not any("±" in str(v) for v in table.to_numpy().ravel())
     student = table.drop(index=[i for i in table.index if "zero-shot" in i]).iloc[0]
-    assert student["target videos (few-shot)"].endswith("(0 extra)")
+    assert student[f"target videos ({COLUMN['few-shot']})"].endswith("(0 extra)")
     assert not student["target videos (target-dev)"].endswith("(0 extra)")
     assert len(at.get("plotly_chart")) == 1
     pairs = at.dataframe[1].value
     baseline = at.selectbox[1].value
-    hter = {(r.config()["method"], name): res["target_test"]["hter"]
-            for r in store for name, res in r.read_json("final")["regimes"].items()}  # fmt: skip
+    assert "source_only" not in at.selectbox[1].options  # the teacher has no episodes to pair
+    assert list(pairs.columns) == tables.PAIR_HEADINGS
     assert set(pairs["vs"]) == {baseline} and len(pairs) == 2  # the other student, two regimes
-    for row in pairs.itertuples(index=False):
-        diff = (hter[row.method, row.regime] - hter[baseline, row.regime]) * 100
-        assert row[5] == f"{diff:.1f} ± 0.0" and row[6] == "n/a"  # one seed: no test
+    assert set(pairs["verdict"]) == {"not tested"}  # one episode: no test, no verdict
+
+
+def test_a_metric_click_reuses_the_paired_tests(store, monkeypatch):
+    """Issue 21 item 11: a radio click recomputes nothing that did not change."""
+    import streamlit as st
+
+    from fascore.eval.results import stats
+
+    st.cache_data.clear()  # earlier tests in this process may have filled the page's cache
+    calls = []
+    real = stats.paired_differences
+    monkeypatch.setattr(
+        stats, "paired_differences", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    at = _page()
+    first = len(calls)
+    at.radio(key="exp-metric").set_value("auc").run()
+    at.radio(key="exp-metric").set_value("apcer").run()
+    assert not at.exception and first == 1 and len(calls) == first
 
 
 def test_experiment_page_without_runs_says_what_to_do(tmp_path, monkeypatch):
@@ -67,18 +94,25 @@ def test_experiment_page_without_runs_says_what_to_do(tmp_path, monkeypatch):
     assert "launch a sweep on the Train page" in " ".join(str(i.value) for i in at.info)
 
 
-def test_experiment_figure_has_error_bars_per_method_and_regime():
+def test_experiment_figure_k_is_numeric_teacher_is_zero_shot_and_units_are_percent():
     import pandas as pd
 
     summary = pd.DataFrame({
         "regime": ["few-shot", "few-shot", "target-dev", "zero-shot"],
+        "threshold_rule": ["shots", "shots", "target_dev", "source_dev"],
         "method": ["distill", "distill", "distill", "source_only"], "shots": [1, 5, 5, 0],
-        "n": [3, 3, 3, 3], "hter_mean": [0.3, 0.2, 0.1, 0.4], "hter_std": [0.05, 0.02, 0.01, 0.0],
+        "n": [3, 3, 3, 1], "hter_mean": [0.3, 0.2, 0.1, 0.4], "hter_lo": [0.25, 0.18, 0.09, None],
+        "hter_hi": [0.35, 0.22, 0.11, None], "auc_mean": [0.8, 0.85, 0.9, 0.7],
+        "auc_lo": [0.7, 0.8, 0.85, None], "auc_hi": [0.9, 0.9, 0.95, None],
     })  # fmt: skip
     fig = experiment_figure(summary)
     names = [t.name for t in fig.data]
-    assert names == ["distill · few-shot", "distill · target-dev", "source_only · few-shot"]
-    assert list(fig.data[0].y) == [30.0, 20.0] and list(fig.data[0].error_y.array) == [5.0, 2.0]
+    assert names == ["distill · few-shot", "distill · target-dev", "source_only · zero-shot"]
+    assert list(fig.data[0].x) == [1.0, 5.0] and fig.layout.xaxis.type == "linear"
+    assert list(fig.data[0].y) == pytest.approx([30.0, 20.0])
+    assert list(fig.data[0].error_y.array) == pytest.approx([5.0, 2.0])
+    assert list(fig.data[2].error_y.array) == [0.0]  # one teacher seed: no bar
+    assert list(experiment_figure(summary, "auc").data[0].y) == pytest.approx([80.0, 85.0])
 
 
 def test_train_page_launches_a_sweep_in_the_background(store, monkeypatch):

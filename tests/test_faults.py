@@ -334,7 +334,7 @@ def _corrupt(runs: list[Run]) -> dict[str, str]:
     f.file("scores").write_bytes(f.file("scores").read_bytes()[:100])
     return {
         a.id: "status.json holds a list",
-        b.id: "pid 'abc' that is not a whole number",
+        b.id: "status.json: pid is 'abc', not a whole number",
         c.id: "config.json lacks seed",
         d.id: "metrics.jsonl line 2",
         e.id: "best.pt is damaged",

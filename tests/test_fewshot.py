@@ -122,3 +122,12 @@ def test_bad_inputs(df) -> None:
     mixed.loc[0, "label"] = "spoof"
     with pytest.raises(FascoreError, match="live-s0"):
         sample_shots(mixed, 1)
+
+
+def test_episodes_are_independent_seeded_draws(df) -> None:
+    """Episode 0 is the seed's own draw; other episodes differ from it and from each other, and
+    each is reproducible (every method of a sweep sees the same episode)."""
+    draw = lambda e: sample_shots(df, 2, seed=3, episode=e)[1]["videos"]  # noqa: E731
+    assert draw(0) == sample_shots(df, 2, seed=3)[1]["videos"]
+    assert draw(1) == draw(1) and sample_shots(df, 2, seed=3, episode=1)[1]["episode"] == 1
+    assert len({tuple(draw(e)) for e in range(6)}) > 3

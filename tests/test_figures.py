@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -158,3 +160,26 @@ def test_metrics_table_puts_each_metric_with_its_interval():
     assert table.loc[0, "HTER (non-ISO)"] == "0.100 [0.050, 0.200]"
     assert table.loc[0, "APCER (max over species)"] == "—"
     assert table.loc[0, "threshold (dev EER)"] == "0.420"
+
+
+def test_svg_map_draws_one_marker_per_row_with_its_sample_in_the_tooltip():
+    from fascore.share.svgmap import svg_map
+
+    df = pd.DataFrame(
+        {
+            "x": [0.0, 1.0, 2.0, 3.0],
+            "y": [3.0, 2.0, 1.0, 1.0],
+            "sample": [7, 8, 9, 10],
+            "role": ["source", "source", "target", "target"],
+            "domain": ["studio", "studio", "phone", "phone"],
+            "path": ["a.png", "b.png", "c<d>.png", "e.png"],
+        }
+    )
+    svg = svg_map(df, "domain", "title & more")
+    groups = re.findall(r'<g class="pts" fill="([^"]+)"[^>]*>(.*?)</g>', svg)
+    assert sum(g.count("<title>") for _, g in groups) == len(df)
+    # colours as figures.umap_figure gives them: PALETTE in sorted category order
+    assert [fill for fill, _ in groups] == [figures.PALETTE[0], figures.PALETTE[1]]
+    assert groups[0][1].count("<path d=") == 2  # phone = target = diamonds (roles sorted)
+    assert groups[1][1].count("<circle") == 2  # studio = source = circles
+    assert "sample 9 · phone · c&lt;d&gt;.png" in svg and "title &amp; more" in svg

@@ -6,7 +6,7 @@ import torch
 from fascore.config import RunConfig
 from fascore.data.images import FaceBatches, ImageArray
 from fascore.train import loop as training
-from fascore.train.loop import make_method
+from fascore.train.build import make_method
 from fascore.train.methods import METHODS, Batch
 from fascore.train.models import create_model
 
@@ -18,7 +18,7 @@ pytestmark = [
 
 @pytest.mark.parametrize("name", ["source_only", "distill", "kd"])
 def test_amp_step_on_cuda(name):
-    """The trainer's own AMP set-up (``loop.make_method``), then one step in mixed precision."""
+    """The trainer's own AMP set-up (``build.make_method``), then one step in mixed precision."""
     dev = torch.device("cuda")
     cfg = RunConfig(method=name, data=("x",))
     teacher = create_model("alexnet", input_size=112) if METHODS.get(name).needs_teacher else None

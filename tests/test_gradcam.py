@@ -135,6 +135,41 @@ def test_explain_samples_gives_maps_scores_and_overlays_per_model():
         assert np.isfinite(out[name]["cam"]).all()
 
 
+def test_scale_maps_shared_divides_both_models_by_the_larger_peak():
+    from fascore.eval.analysis.gradcam import scale_maps
+
+    teacher = np.array([[[0.0, 2.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]], dtype=np.float32)
+    student = np.array([[[0.5, 0.0], [0.0, 0.0]], [[0.0, 3.0], [0.0, 1.5]]], dtype=np.float32)
+    raw = {"teacher": teacher, "student": student}
+    shared, peaks = scale_maps(raw, "shared")
+    assert peaks["teacher"].tolist() == peaks["student"].tolist() == [2.0, 3.0]
+    np.testing.assert_allclose(shared["teacher"][0], [[0.0, 1.0], [0.5, 0.0]])
+    np.testing.assert_allclose(shared["student"][0], [[0.25, 0.0], [0.0, 0.0]])  # weak: cool
+    assert (shared["teacher"][1] == 0).all()  # no evidence stays zero, never NaN
+    own, peaks = scale_maps(raw, "per-map")
+    assert own["student"][0].max() == 1.0 and peaks["student"].tolist() == [0.5, 3.0]
+    assert (own["teacher"][1] == 0).all() and np.isfinite(own["teacher"]).all()
+    with pytest.raises(ValueError):
+        scale_maps(raw, "log")
+
+
+def test_explain_samples_puts_teacher_and_student_on_one_scale_by_default():
+    from fascore.eval.analysis.gradcam import to_unit
+
+    torch.manual_seed(1)
+    models = {"teacher": create_model("alexnet_mini"), "student": create_model("alexnet_mini")}
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    out = explain_samples(models, images)
+    peaks = np.maximum(out["teacher"]["cam"].max((1, 2)), out["student"]["cam"].max((1, 2)))
+    assert peaks == pytest.approx(1.0)  # the stronger model reaches 1 on each image, not both
+    np.testing.assert_array_equal(out["teacher"]["scale"], out["student"]["scale"])
+    raw = gradcam(models["student"], normalize(to_unit(images, 64)), normalise=False)
+    np.testing.assert_allclose(out["student"]["peak"], raw.max((1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(
+        out["student"]["cam"] * out["student"]["scale"][:, None, None], raw, rtol=1e-4, atol=1e-6
+    )
+
+
 SIZE, CUE = 64, 12
 
 

@@ -15,7 +15,9 @@ from fascore.data.manifest import read_manifest
 from fascore.errors import FascoreError
 from fascore.store.runs import RunStore
 from fascore.train import loop as training
+from fascore.train.build import build_model
 from fascore.train.methods import METHODS
+from fascore.train.scoring import dev_summary, predict_scores
 from fascore.train.trainset import load_train_data
 from tests.helpers import stripe_manifest
 
@@ -87,12 +89,12 @@ def test_selection_uses_the_reported_scoring_level(manifest, store, level):
     run = store.run(cfg.run_id())
     run.write_config(cfg.to_dict())
     data = load_train_data(cfg, run)
-    model, _ = training.build_model(cfg, None)
-    summary = training.dev_summary(model, data, "source_dev", "cpu", level)
+    model, _ = build_model(cfg, None)
+    summary = dev_summary(model, data, "source_dev", "cpu", level)
     rows = data.rows("source_dev")
     frames = data.frame.iloc[rows]
     units = metrics.ScoreSet(frames["y"].to_numpy(),
-                             training.predict_scores(model, data, rows, "cpu"),
+                             predict_scores(model, data, rows, "cpu"),
                              video=frames["video"].to_numpy())  # fmt: skip
     if level == "video":
         units = metrics.video_scores(units)
@@ -136,13 +138,15 @@ def test_every_run_reports_both_regimes_with_their_label_budgets(manifest, store
     assert dev["label_budget"]["extra"] == {"images": 9, "videos": 3}
     assert few["selection"] == "last" and few["selected_epoch"] == 2
     assert dev["selection"] == "target_dev"
-    # the few-shot threshold is the source dev EER threshold of the same (video-level) scores
+    # the few-shot headline uses the shots' midpoint; the source dev EER threshold of the same
+    # (video-level) scores is reported beside it
     scores = student.read_table("scores")
     src_dev = metrics.video_scores(
         scores[(scores["role"] == "source") & (scores["split"] == "dev")]
     )
-    assert few["target_test"]["threshold"] == pytest.approx(
+    assert few["thresholds"]["source_dev"]["threshold"] == pytest.approx(
         metrics.eer(src_dev.y, src_dev.score)[1]
     )
+    assert few["threshold_rule"] == "shots"
     assert final["target_test"] == few["target_test"]
     assert teacher.read_json("final")["regime"] == "zero-shot"

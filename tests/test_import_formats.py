@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from fascore import cli
-from fascore.commands.import_data import Progress
+from fascore.commands.import_data import video_steps
 from fascore.data.importers import ImportOptions, run_import
 from fascore.data.importers.celeba_spoof import read_bb_file
 from fascore.data.importers.detect import DETECTORS, centerface_file, square_crop
@@ -26,6 +26,7 @@ from fascore.data.manifest import read_manifest, read_preprocessing
 from fascore.data.protocols import parse_protocol
 from fascore.data.validate import format_report, validate_manifest
 from fascore.errors import FascoreError
+from fascore.progress import terminal_bar
 from tests.fake_datasets import (
     FACE_BOX,
     N_FRAMES,
@@ -282,11 +283,80 @@ def test_centerface_finds_a_real_face_wherever_haar_does_and_more():
 
 
 def test_progress_bar_shows_count_rate_and_eta(capsys):
-    progress = Progress(True)
+    bar = terminal_bar("importing", unit="video", enabled=True)
     for k in range(3):
-        progress(f"train_release/1/{k}", 12)
-    progress.close()
+        video_steps(bar)(f"train_release/1/{k}", 12)
+    bar.close()
     err = capsys.readouterr().err
     assert "3/12" in err and "<" in err and "video/s" in err  # tqdm: elapsed<remaining, rate
-    Progress(False)("x", 1)  # not a terminal: silent
+    video_steps(terminal_bar("importing", unit="video", enabled=False))("x", 1)  # silent
     assert capsys.readouterr().err == ""
+
+
+# -- issue 22.6: the CelebA-Spoof label file ---------------------------------------------------
+def _label_file(tmp_path, text: str):
+    from fascore.data.importers.celeba_spoof import read_labels
+
+    path = tmp_path / "train_label.json"
+    path.write_text(text)
+    return read_labels(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("[" * 100_000 + "]" * 100_000, "should map image paths"),
+     ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests too deeply"),
+     ('{"a": [1, 2', "is not valid JSON"),
+     ("[1, 2]", "should map image paths"),
+     ('{"a": [1] "b": [2]}', "should map image paths")],
+)  # fmt: skip
+def test_a_broken_celeba_label_file_is_one_message(tmp_path, text, words):
+    with pytest.raises(FascoreError, match=words):
+        _label_file(tmp_path, text)
+
+
+def test_a_list_or_object_where_a_label_belongs_skips_that_entry(tmp_path):
+    good = [0] * 40 + [1, 2, 1, 1]
+    labels = _label_file(tmp_path, json.dumps({
+        "Data/train/1/spoof/a.jpg": good,
+        "Data/train/1/spoof/b.jpg": [[1]] * 44,
+        "Data/train/1/spoof/c.jpg": [{"x": 1}] + good[1:],
+        "Data/train/1/spoof/d.jpg": {"spoof": 1},
+        "Data/train/1/spoof/e.jpg": [True] * 44,
+    }))  # fmt: skip
+    assert labels["Data/train/1/spoof/a.jpg"] == (1, 2, 1, 1)
+    assert all(isinstance(labels[f"Data/train/1/spoof/{k}.jpg"], str) for k in "bcde")
+
+
+def test_celeba_import_skips_entries_whose_label_is_not_a_vector(tmp_path):
+    root = celeba_spoof(tmp_path / "celeba")
+    lists = root / "metas" / "intra_test" / "train_label.json"
+    labels = json.loads(lists.read_text())
+    labels["Data/train/1/live/000000.jpg"] = [0] * 40 + [[0], 0, 0, 0]  # a TypeError before
+    lists.write_text(json.dumps(labels))
+    result = run_import("celeba-spoof", root, tmp_path / "out", ImportOptions(detector="haar"))
+    reasons = {s["path"]: s["reason"] for s in result.record["skipped"]}
+    assert "label vector" in reasons[f"{lists.relative_to(root)}: Data/train/1/live/000000.jpg"]
+    lists.write_text('{"Data/train/1/live/000000.jpg": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    with pytest.raises(FascoreError, match="nests too deeply"):  # a RecursionError before
+        run_import("celeba-spoof", root, tmp_path / "out2", ImportOptions(detector="haar"))
+
+
+def test_the_label_file_is_read_within_its_memory_bound(tmp_path):
+    """Streamed: peak memory is the file's text plus at most 400 bytes per entry (one
+    ``json.load`` of the whole file holds every 44-element list: ~600 bytes per entry)."""
+    import tracemalloc
+
+    n = 100_000
+    vector = json.dumps([0] * 40 + [1, 1, 1, 1])
+    body = ",".join(f'"Data/train/{i // 10}/spoof/{i:06d}.jpg": {vector}' for i in range(n))
+    path = tmp_path / "big.json"
+    path.write_text("{" + body + "}")
+    from fascore.data.importers.celeba_spoof import read_labels
+
+    tracemalloc.start()
+    labels = read_labels(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(labels) == n
+    assert peak < path.stat().st_size + 400 * n, (peak, path.stat().st_size)

@@ -339,3 +339,26 @@ def test_pair_losses_dispatch_by_name():
         pair_loss("relational", PairFeatures(f.teacher_src, f.y_src, f.student_tgt, f.y_tgt))
     with pytest.raises(FascoreError, match="choose one of"):
         pair_loss("triplet", f)
+
+
+def test_class_conditional_mmd_is_the_mean_of_per_class_squared_mean_distances():
+    """With a linear kernel, the biased class MMD² is the mean over shared classes of
+    |mean(x_c) - mean(y_c)|²; a class missing on one side is left out."""
+    from fascore.train.losses import class_mmd2
+
+    g = _gen(7)
+    x, y = _draw(g, 20, 5), _draw(g, 16, 5, shift=0.5)
+    lx, ly = torch.tensor([0, 1] * 10), torch.tensor([0] * 10 + [1] * 6)
+    expected = sum(((x[lx == c].mean(0) - y[ly == c].mean(0)) ** 2).sum() for c in (0, 1)) / 2
+    assert torch.allclose(class_mmd2(x, y, lx, ly, kernel="linear"), expected, atol=1e-10)
+    lx2 = torch.tensor([0] * 20)  # spoof only on the target side: the live term alone
+    live = ((x.mean(0) - y[ly == 0].mean(0)) ** 2).sum()
+    assert torch.allclose(class_mmd2(x, y, lx2, ly, kernel="linear"), live, atol=1e-10)
+    none = class_mmd2(x, y, lx2, torch.ones(16, dtype=torch.long), kernel="linear")
+    assert float(none) == 0.0
+    # aligned classes but shifted marginals (a class-mix difference): only the marginal sees it
+    a = torch.cat([torch.zeros(15, 2), torch.ones(5, 2)])
+    b = torch.cat([torch.zeros(5, 2), torch.ones(15, 2)])
+    la, lb = torch.tensor([0] * 15 + [1] * 5), torch.tensor([0] * 5 + [1] * 15)
+    assert float(class_mmd2(a, b, la, lb, kernel="linear")) == 0.0
+    assert float(mmd2(a, b, kernel="linear")) > 0.2

@@ -54,3 +54,37 @@ def test_update_and_predict(name, pair_mode):
         )
         assert not method.teacher.training
     assert method.predict(torch.randn(3, 3, 64, 64)).shape == (3, 2)
+
+
+def test_alignment_features_are_dropout_free_by_default():
+    """The MMD and pair terms see the student's features without train-mode dropout (the
+    teacher's have none); ``align_features="train"`` keeps the CE's dropout pass."""
+    from fascore.train.methods import dropout_off
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 64, 64)
+    teacher, model = create_model("alexnet_mini"), create_model("alexnet_mini")
+    method = METHODS.get("distill")(RunConfig(method="distill", data=("x",)), model, teacher)
+    method.train()
+    with torch.no_grad():
+        aligned = method._aligned(x)
+        model.eval()
+        reference = model.features(x)
+        model.train()
+        noisy = model.features(x)  # the CE pass, train mode
+    assert model.training and torch.allclose(aligned, reference, atol=1e-6)
+    assert not torch.allclose(noisy, reference, atol=1e-3)  # train-mode dropout moves them
+    method.cfg = method.cfg.replace(align_features="train")
+    with torch.no_grad():
+        assert not torch.allclose(method._aligned(x), reference, atol=1e-3)
+    with dropout_off(model):
+        assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    assert all(m.training for m in model.modules() if isinstance(m, torch.nn.Dropout))
+
+
+def test_class_conditional_mmd_option_trains():
+    torch.manual_seed(0)
+    cfg = RunConfig(method="mmd", mmd_classes="conditional", data=("x",))
+    method = METHODS.get("mmd")(cfg, create_model("alexnet_mini"), create_model("alexnet_mini"))
+    logs = method.update(_batch())
+    assert {"ce", "mmd", "total"} == set(logs) and math.isfinite(logs["mmd"])

@@ -282,3 +282,26 @@ def test_degenerate_sets_give_nan_and_a_note_not_a_crash():
     r = evaluate(live_only, dev, n_boot=50)
     assert math.isnan(r["threshold"]) and math.isnan(r["hter"]) and math.isfinite(r["auc"])
     assert any("dev set has no attack" in n for n in r["notes"])
+
+
+def test_bootstrap_resamples_whole_subjects_when_the_scores_name_them():
+    """Videos of one subject move together in every replicate, and where subjects shift their
+    videos' scores together the subject bootstrap's CI is wider than the video bootstrap's."""
+    rng = np.random.default_rng(0)
+    n_subj, per = 20, 6
+    subject = np.repeat(np.arange(n_subj), per).astype(str)
+    y = np.tile([0, 1], n_subj * per // 2)
+    offset = np.repeat(rng.normal(0, 1.5, n_subj), per)
+    score = 1 / (1 + np.exp(-(2 * y - 1 + offset + 0.3 * rng.normal(size=len(y)))))
+    videos = np.arange(len(y)).astype(str)
+    by_subject = ScoreSet(y, score, video=videos, subject=subject)
+    weights, inv = _video_weights(by_subject, 50, np.random.default_rng(1))
+    for s in np.unique(subject):
+        cols = weights[:, inv[subject == s]]
+        assert (cols == cols[:, :1]).all()  # one count per subject in each replicate
+    wide = bootstrap_ci(by_subject, 0.5, n_boot=400)["hter_ci"]
+    narrow = bootstrap_ci(ScoreSet(y, score, video=videos), 0.5, n_boot=400)["hter_ci"]
+    assert wide[1] - wide[0] > 1.2 * (narrow[1] - narrow[0])
+    frame = pd.DataFrame({"y": y, "score": score, "video": videos, "subject": subject})
+    assert ScoreSet.from_frame(frame).subject is not None
+    assert video_scores(ScoreSet.from_frame(frame)).subject is not None

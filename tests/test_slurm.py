@@ -61,7 +61,9 @@ def test_options_come_from_the_store_file_then_the_flags(tmp_path):
 
 def test_state_is_the_status_while_final_and_slurms_view_while_active(tmp_path, monkeypatch):
     run = Run(tmp_path / "r")
-    run.write_config({"method": "source_only"})
+    run.write_config(
+        {"method": "source_only", "target_domain": "phone", "source_domains": ["studio"], "seed": 0}
+    )
     views = {"7": ("PENDING", "Priority")}
     monkeypatch.setattr(slurm, "job_view", lambda job, refresh=False: views.get(job))
     run.update_status(state="queued", launcher="slurm", slurm_job="7")
@@ -186,6 +188,7 @@ def _final(run: Run) -> dict:
 
 
 @slow
+@pytest.mark.slurm
 def test_a_cli_slurm_run_goes_queued_running_done_and_equals_the_local_run(
     store, manifest, tmp_path, capsys
 ):
@@ -220,6 +223,7 @@ def test_a_cli_slurm_run_goes_queued_running_done_and_equals_the_local_run(
 
 
 @slow
+@pytest.mark.slurm
 def test_cancel_leaves_the_job_cancelled_in_slurm_and_the_store(store, manifest):
     run = jobs.submit(_config(manifest, epochs=200), store, slurm.SlurmLauncher(OPTS))
     job = run.status()["slurm_job"]
@@ -233,6 +237,7 @@ def test_cancel_leaves_the_job_cancelled_in_slurm_and_the_store(store, manifest)
 
 
 @slow
+@pytest.mark.slurm
 def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(store, manifest):
     """USR2 is what Slurm sends before a time limit or a preemption (``--signal=USR2@90``):
     submitit's hook requeues the same job, which continues from the run's checkpoint. A job
@@ -262,6 +267,7 @@ def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(stor
 
 
 @slow
+@pytest.mark.slurm
 def test_a_cli_sweep_is_one_array_of_teachers_then_students_afterok(store, manifest, tmp_path):
     """``fascore sweep --launcher slurm``: 2 teachers in one array, 2 students in another held
     ``afterok`` on them; the command follows the runs and writes the results table."""
@@ -311,6 +317,7 @@ def test_a_cli_sweep_is_one_array_of_teachers_then_students_afterok(store, manif
     assert (out / "results.csv").exists() and (out / "results.md").exists()
 
 
+@pytest.mark.slurm
 def test_bad_slurm_input_is_one_clear_message(store, manifest):
     cfg = _config(manifest)
     with pytest.raises(

@@ -141,7 +141,7 @@ def test_cli_flags_build_the_config(manifest):
 
 
 def test_the_trainer_turns_mixed_precision_on_only_on_cuda(manifest):
-    from fascore.train.loop import make_method
+    from fascore.train.build import make_method
     from fascore.train.models import create_model
 
     cfg = _cfg(manifest, method="source_only")

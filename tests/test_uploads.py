@@ -59,3 +59,12 @@ def test_content_decides_the_format_not_the_name():
     Image.new("RGB", (4, 4)).save(buf, format="GIF")
     with pytest.raises(FascoreError, match="holds a GIF image"):
         read_upload("sneaky.png", buf.getvalue())
+
+
+def test_share_mode_decodes_no_upload(monkeypatch):
+    """Issue 22.2: a shared (read-only) dashboard decodes nothing a visitor sends."""
+    monkeypatch.setenv("FASCORE_SHARE", "1")
+    with pytest.raises(FascoreError, match="shared read-only"):
+        read_upload("face.png", _png())
+    monkeypatch.setenv("FASCORE_SHARE", "")
+    assert read_upload("face.png", _png()).size == (8, 6)

@@ -8,12 +8,14 @@ paths; the per-epoch part is recomputed from the stored ``epoch_embeddings`` whe
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from fascore.errors import FascoreError
-from fascore.store.runs import Run, RunStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fascore.store.runs import Run
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +34,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 def analysis_inputs(run: Run) -> tuple[pd.DataFrame, object]:
     """The run's test samples (from its scores table) and their decoded images, readable rows
     only."""
+    import numpy as np  # lazy: as load_images, not for `analyse --help`
+
     from fascore.data.images import load_images  # start-up cost: torch (~4 s), not for --help
 
     scores = run.read_table("scores")
@@ -56,6 +60,7 @@ def analysis_inputs(run: Run) -> tuple[pd.DataFrame, object]:
 
 def _analyse(args: argparse.Namespace) -> int:
     from fascore.eval.analysis.embed import analyse_run, finish_epochs  # start-up cost: torch
+    from fascore.store.runs import RunStore
     from fascore.train.checkpoint import load_models
 
     run = RunStore().get(args.run)

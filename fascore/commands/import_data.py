@@ -5,36 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from fascore.data.importers import DETECTORS, IMPORTERS, ImportOptions, ImportResult, run_import
 from fascore.data.importers.celeba_spoof import parse_where
 from fascore.errors import FascoreError
+from fascore.progress import terminal_bar
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 SHOW = 10  # skipped files listed on the terminal (all of them are in preprocessing.json)
 DEFAULTS = ImportOptions()  # detector: the better on real faces (docs/benchmarks.md)
-
-
-class Progress:
-    """A tqdm bar with rate and ETA on a terminal (created on the first finished video, when
-    the total is known); silent elsewhere."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.bar = enabled, None
-
-    def __call__(self, label: str, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            self.bar = tqdm(total=total, unit="video", file=sys.stderr, dynamic_ncols=True)
-        self.bar.set_postfix_str(label[-40:], refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -161,13 +145,24 @@ def summary(result: ImportResult) -> list[str]:
     return lines
 
 
+def video_steps(bar: tqdm) -> Callable[[str, int], None]:
+    """The import's ``on_step``: one tick of ``bar`` (with rate and ETA) per finished video."""
+
+    def step(label: str, total: int) -> None:
+        bar.total = total  # known once the scan is done, before the first video finishes
+        bar.set_postfix_str(label[-40:], refresh=False)
+        bar.update(1)
+
+    return step
+
+
 def handle(args: argparse.Namespace) -> int:
     opts = options(args)
-    progress = Progress(sys.stderr.isatty())
+    bar = terminal_bar("importing", unit="video")  # silent unless stderr is a terminal
     try:
-        result = run_import(args.dataset, args.src, args.out, opts, on_step=progress)
+        result = run_import(args.dataset, args.src, args.out, opts, on_step=video_steps(bar))
     finally:
-        progress.close()
+        bar.close()
     print("\n".join(summary(result)))
     for split in result.over_limit:
         share = result.record["lost_by_split"][split]

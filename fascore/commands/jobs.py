@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from fascore.jobs import control as jobs
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
-from fascore.store.runs import RunStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ("run", "state", "method", "target", "shots", "seed", "regime", "labels", "HTER", "AUC",
            "HTER(target-dev)", "progress")  # fmt: skip
@@ -63,18 +63,27 @@ def format_runs(table: pd.DataFrame) -> str:
 
 
 def _runs(args: argparse.Namespace) -> int:
+    from fascore.jobs import control as jobs  # lazy: pandas, not for `runs --help`
+
     print(format_runs(jobs.list_runs(experiment=args.experiment)))
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    # lazy: the job control and the store load pandas, which `cancel --help` does not need
+    from fascore.jobs import control as jobs
+    from fascore.store.runs import RunStore
+
     run = jobs.cancel(RunStore().get(args.run), grace_s=args.grace)
     print(f"{run.id}: cancelled")
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
+    # lazy: the job control and the store load pandas, which `resume --help` does not need
     from fascore.commands.train import launcher_from_args
+    from fascore.jobs import control as jobs
+    from fascore.store.runs import RunStore
 
     store = RunStore()
     launcher = launcher_from_args(args, store) if args.launcher else None

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from fascore.share.report import write_report
-from fascore.share.samples import gradcam_panels, pick_samples
-from fascore.store.runs import RunStore
-
 
 def _handler(args: argparse.Namespace) -> int:
+    # lazy: the report loads plotly, pandas and (for Grad-CAMs) torch, not for `report --help`
+    from fascore.share.report import teacher_first, write_report
+    from fascore.share.samples import gradcam_panels, pick_samples
+    from fascore.store.runs import RunStore
+
     store = RunStore()
     runs = [store.get(run_id) for run_id in args.runs]
-    readable = [r for r in runs if r.problem() is None]  # the report lists the others
+    # the report lists the unreadable runs; Grad-CAMs come from its last run (a student if any)
+    readable = teacher_first([r for r in runs if r.problem() is None])
     last = readable[-1] if readable else runs[-1]
     panels = gradcam_panels(last, pick_samples(last.read_table("errors"), args.gradcam))
     out = write_report(

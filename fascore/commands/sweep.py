@@ -16,9 +16,8 @@ from fascore.commands.train import add_config_flags
 from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
-from fascore.store.runs import RunStore
 
-PER_RUN = ("method", "seed", "shots", "teacher")
+PER_RUN = ("method", "seed", "shots", "teacher", "episode")
 
 
 def _shots(text: str) -> int | None:
@@ -38,10 +37,13 @@ def base_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    # lazy: the sweep and the store load pandas, which `sweep --help` does not need
     from fascore.jobs import sweep
+    from fascore.store.runs import RunStore
 
+    sweep.check_launcher(args.launcher)  # before plan.json is written
     base = base_config(args)
-    configs = sweep.plan_sweep(base, args.methods, args.seeds, args.shots)
+    configs = sweep.plan_sweep(base, args.methods, args.seeds, args.shots, args.episodes)
     baseline = args.baseline or next(
         (m for m in ("finetune", *args.methods) if m in args.methods and m != "source_only"),
         "source_only",
@@ -51,8 +53,10 @@ def _sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command = "python -m fascore " + shlex.join(args.argv)
     sweep.write_plan(out, configs, command)
+    if args.launcher == "inprocess":
+        print("training in this process, in plan order")
     print(f"sweep: {len(configs)} runs into {RunStore().root} (teachers first)")
-    kw = {}
+    kw = {"workers": args.workers} if args.launcher == "inprocess" else {}
     if args.launcher == "slurm":  # job options: flags over <store>/slurm.toml
         from fascore.jobs.slurm.options import options_from_args
 
@@ -74,9 +78,20 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", required=True, help="method names (see `train --help`)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
     p.add_argument("--shots", nargs="+", type=_shots, default=[5], help="k values or 'all'")
+    p.add_argument(
+        "--episodes", type=int, default=1,
+        help="independent shot draws per teacher seed, the same for every method (default: 1)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="folder for results.csv, results.md, the figure")
     p.add_argument("--baseline", help="method the others are compared with (default: finetune)")
-    p.add_argument("--launcher", default="local", help="job launcher (default: local)")
+    p.add_argument(
+        "--launcher", default="local",
+        help="job launcher (default: local; inprocess: every run in this process, in order)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="with --launcher inprocess: one-thread worker processes for the students",
+    )  # fmt: skip
     add_launcher_flags(p, launcher=False)  # --partition, --gpus ... for --launcher slurm
     add_config_flags(p, skip=PER_RUN)
     p.set_defaults(func=_sweep)

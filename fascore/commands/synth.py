@@ -7,9 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from fascore.data.manifest import read_manifest
-from fascore.data.synth.gallery import make_gallery
-from fascore.data.synth.generate import PRESETS, default_data_dir, generate
+from fascore.data.synth.spec import PRESETS
 from fascore.progress import terminal_bar
 
 
@@ -45,6 +43,10 @@ class _Rendering:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    # lazy: the renderer and the manifest load pandas and cv2, not for `synth --help`
+    from fascore.data.manifest import read_manifest
+    from fascore.data.synth.generate import default_data_dir, generate
+
     out = args.out or default_data_dir(
         args.preset if args.seed == 0 else f"{args.preset}-seed{args.seed}"
     )
@@ -67,6 +69,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_gallery(args: argparse.Namespace) -> int:
+    from fascore.data.synth.gallery import make_gallery  # lazy: pandas, not for `gallery --help`
+
     out = make_gallery(args.data, args.out, per_cell=args.per_cell, tile=args.tile)
     print(f"gallery: {out} ({out.stat().st_size // 1024} KB)")
     return 0

@@ -15,18 +15,23 @@ import argparse
 import dataclasses
 import os
 import typing
+from pathlib import Path
 
-from fascore.config import RunConfig, config_fields
-from fascore.data.protocols import parse_protocol
+from fascore.config import FieldSpec, RunConfig, config_fields, field_spec, parse_text
+from fascore.errors import FascoreError
 from fascore.jobs.slurm.options import add_flags as add_launcher_flags
-from fascore.store.runs import RunStore
+from fascore.jobs.slurm.options import options_from_args
 
-_NONE_WORDS = {"none": None, "all": None}
+if typing.TYPE_CHECKING:
+    from fascore.store.runs import RunStore
 
 
-def _optional(kind):
-    def parse(text: str):
-        return _NONE_WORDS[text.lower()] if text.lower() in _NONE_WORDS else kind(text)
+def _optional(spec: FieldSpec):
+    def parse(text: str):  # argparse shows an ArgumentTypeError's message as it is
+        try:
+            return parse_text(spec, text)
+        except FascoreError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return parse
 
@@ -43,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         elif typing.get_origin(spec.kind) is tuple:
             kw.update(nargs="+", metavar=spec.name.upper())
         elif spec.optional:
-            kw.update(type=_optional(spec.kind))
+            kw.update(type=_optional(spec))
         else:
             kw["type"] = spec.kind
         if spec.choices:
@@ -51,28 +56,46 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         parser.add_argument("--" + spec.name.replace("_", "-"), dest=f"cfg_{spec.name}", **kw)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
+def parse_shots(text: str) -> int | None:
+    """k as ``--shots`` reads it: a whole number, or ``all`` (every labelled target video);
+    anything else is one FascoreError naming the field."""
+    shots = parse_text(field_spec("shots"), text.strip())
+    if shots is not None and shots < 0:
+        raise FascoreError(f"shots must be a whole number, all or none, not {text!r}")
+    return shots
+
+
+def build_config(given: dict, protocol: str | None = None) -> RunConfig:
+    """The RunConfig of ``fascore train`` (and the Train page): a protocol preset first, then the
+    values given (field name -> value); a teacher given no shots sees no target label."""
     values = {}
-    if getattr(args, "protocol", None):
-        proto = parse_protocol(args.protocol)
+    if protocol:
+        from fascore.data.protocols import parse_protocol  # lazy: pandas, not for `train --help`
+
+        proto = parse_protocol(protocol)
         values.update(
             source_domains=tuple(proto.source_domains),
             target_domain=proto.target_domain,
             shots=proto.shots,
             shot_unit=proto.shot_unit,
         )
-    for key, val in vars(args).items():
-        if key.startswith("cfg_"):
-            values[key[4:]] = tuple(val) if isinstance(val, list) else val
+    values.update({k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
     cfg = RunConfig.from_dict(values)
     if cfg.method == "source_only" and "shots" not in values:
         cfg = cfg.replace(shots=0, select="source_dev")  # a teacher sees no target labels
     return cfg
 
 
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """A RunConfig from the flags given (a protocol preset first, then explicit flags)."""
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    return build_config(given, getattr(args, "protocol", None))
+
+
 def _train(args: argparse.Namespace) -> int:
-    from fascore.train.distributed import from_env  # start-up cost: torch (~4 s), not for `--help`
+    # lazy: torch (~4 s) and pandas are for training, not for `train --help`
+    from fascore.store.runs import RunStore  # lazy: pandas, as the two above
+    from fascore.train.distributed import from_env
     from fascore.train.loop import train
 
     store = RunStore()
@@ -81,6 +104,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(run.config())
     else:
         cfg = config_from_args(args)
+        _refuse_early(cfg, args)
     if args.launcher:  # a background job (a Slurm batch job with --launcher slurm)
         return _submit(cfg, store, args)
     if args.devices != 1 and "WORLD_SIZE" not in os.environ:
@@ -104,12 +128,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if state == "done" else 1
 
 
+def _refuse_early(cfg: RunConfig, args: argparse.Namespace) -> None:
+    """Refuse a bad config, manifest or a step that cannot fit in memory before a run folder
+    exists (a job handed to a launcher is checked where it runs)."""
+    from fascore.data.protocols import load_manifests  # lazy: pandas, not for `train --help`
+    from fascore.data.synth.cache import ensure_preset_data  # lazy: numpy/PIL, not for `--help`
+    from fascore.train.memory import check_fits  # lazy: torch (~4 s), not for `train --help`
+
+    if not args.launcher:
+        cfg.check()
+        ensure_preset_data(cfg.data)
+        load_manifests([Path(p) for p in cfg.data])
+        check_fits(cfg, processes=args.devices)
+
+
 def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) -> int:
-    from fascore.train import distributed
-    from fascore.train.loop import _device_type
+    from fascore.devices import device_type  # lazy: pandas, not for `train --help`
+    from fascore.train import distributed  # lazy: torch (~4 s), only for `train --devices N`
 
     cfg.check()
-    distributed.check_devices(args.devices, _device_type(cfg.device))
+    distributed.check_devices(args.devices, device_type(cfg.device))
     distributed.check_batch(cfg.batch_size, distributed.Context(world=args.devices))
     run = store.run(cfg.run_id())
     if not run.has("config"):
@@ -121,16 +159,14 @@ def _exec_torchrun(args: argparse.Namespace, cfg: RunConfig, store: RunStore) ->
 
 def launcher_from_args(args: argparse.Namespace, store: RunStore):
     """The launcher the flags ask for: a name, or a Slurm launcher carrying its options."""
-    from fascore.jobs.slurm.launcher import SlurmLauncher
-    from fascore.jobs.slurm.options import options_from_args
+    from fascore.jobs.control import make_launcher  # lazy: pandas, not for `--help`
 
-    if args.launcher == "slurm":
-        return SlurmLauncher(options_from_args(args, store.root))
-    return args.launcher or "local"
+    opts = options_from_args(args, store.root) if args.launcher == "slurm" else None
+    return make_launcher(args.launcher or "local", opts)
 
 
 def _submit(cfg: RunConfig, store: RunStore, args: argparse.Namespace) -> int:
-    from fascore.jobs import control as jobs
+    from fascore.jobs import control as jobs  # lazy: pandas, not for `train --help`
 
     run = jobs.submit(cfg, store, launcher_from_args(args, store))
     status = run.status()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from fascore.data.validate import format_report, validate_manifest
-
 
 def _handler(args: argparse.Namespace) -> int:
+    # lazy: the checks load pandas and PIL, which `validate --help` does not need
+    from fascore.data.validate import format_report, validate_manifest
+
     report = validate_manifest(args.manifest, images=not args.no_images, sample=args.sample)
     print(format_report(report))
     return 0 if report.ok else 1

@@ -1,16 +1,68 @@
 """Image decoding, right or refused: the one place that turns an image file into 8-bit RGB.
 
-Training (``fascore.data.images``), validation, Grad-CAM uploads and reports all decode through
-``to_rgb``, so a 16-bit or palette PNG or a rotated phone photo means the same pixels everywhere.
-PIL and numpy only (no torch), so the dashboard can import it cheaply.
+Training (``fascore.data.images``), validation, Grad-CAM uploads, reports and the importers'
+still images all decode through ``decode_image`` / ``to_rgb``, so a 16-bit or palette PNG or a
+rotated phone photo means the same pixels everywhere. Every reader first opens the header only
+(``open_image``) and refuses an image of more than ``max_pixels()`` pixels before a byte is
+decoded: a few-KB PNG may claim 50000 x 50000 pixels (7.5 GB decoded). Videos are checked the
+same way from their stream's frame size (``check_pixels``). PIL and numpy only (no torch), so
+the dashboard can import it cheaply.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
+
+#: Environment variable that raises (or lowers) the pixel limit, in pixels.
+MAX_PIXELS_ENV = "FASCORE_MAX_PIXELS"
+#: 25 MP: a 6000 x 4000 photo; far above any face crop or video frame, far below a bomb.
+DEFAULT_MAX_PIXELS = 25_000_000
+
+
+class TooManyPixels(ValueError):
+    """An image or video frame larger than the pixel limit (refused before decoding)."""
+
+
+def max_pixels() -> int:
+    """The pixel limit of every reader: ``$FASCORE_MAX_PIXELS`` if set to a positive whole
+    number, else ``DEFAULT_MAX_PIXELS``. PIL refuses more than ~179 MP on its own whatever
+    this says (``PIL.Image.MAX_IMAGE_PIXELS`` x 2)."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_PIXELS
+
+
+def check_pixels(width: int, height: int, what: str = "image") -> None:
+    """Raise ``TooManyPixels`` when ``width x height`` is over the pixel limit."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise TooManyPixels(
+            f"{what} is {width}x{height} = {width * height / 1e6:.0f} megapixels, over the "
+            f"{limit / 1e6:g} MP limit (raise it with {MAX_PIXELS_ENV})"
+        )
+
+
+def open_image(src: str | Path | IO[bytes]) -> Image.Image:
+    """The image's header only (nothing decoded yet), refused with ``TooManyPixels`` when it
+    claims more pixels than the limit; OSError or ValueError when it is not an image."""
+    with warnings.catch_warnings():
+        # PIL warns (then raises) on huge images; our own limit, checked below, is stricter.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(src)
+        except Image.DecompressionBombError as err:
+            raise TooManyPixels(f"{err} (limit {max_pixels() / 1e6:g} MP)") from None
+    try:
+        check_pixels(*im.size)
+    except TooManyPixels:
+        im.close()
+        raise
+    return im
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -36,8 +88,9 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 
 def decode_image(path: str | Path) -> Image.Image:
-    """One image file -> an 8-bit RGB PIL image (``to_rgb``); OSError or ValueError if it cannot
-    be read."""
-    with Image.open(path) as im:
+    """One image file -> an 8-bit RGB PIL image (``to_rgb``); ``TooManyPixels`` (a ValueError)
+    over the pixel limit, checked before decoding; OSError or ValueError if it cannot be read
+    (a truncated file included)."""
+    with open_image(path) as im:
         im.load()
         return to_rgb(im)

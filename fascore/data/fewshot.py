@@ -73,14 +73,22 @@ def _pick_subjects(table: pd.DataFrame, k: int, rng: np.random.Generator) -> lis
     return table.index[table["subject"].astype(str).isin(chosen)].tolist()
 
 
+def shot_rng(seed: int, episode: int = 0) -> np.random.Generator:
+    """The generator of one shot draw: the seed's own for episode 0 (the draw every run made
+    before episodes existed), an independent stream per ``(seed, episode)`` otherwise."""
+    return np.random.default_rng(seed if episode == 0 else [seed, episode])
+
+
 def sample_shots(
-    df: pd.DataFrame, k: int | None, *, unit: str = "video", seed: int = 0
+    df: pd.DataFrame, k: int | None, *, unit: str = "video", seed: int = 0, episode: int = 0
 ) -> tuple[pd.DataFrame, dict]:
     """The target domain's labelled shots: rows of whole videos from its train split.
 
     ``unit="video"``: k presentations per class (live, spoof); ``unit="subject"``: all videos of
-    k subjects; ``k=None``: the whole train split; ``k=0``: none. Returns the rows (original
-    order and index) and a record {unit, k, seed, videos, subjects, n_frames, per_class, attacks}.
+    k subjects; ``k=None``: the whole train split; ``k=0``: none. ``episode`` picks one of the
+    seed's independent draws (``shot_rng``): a sweep's episodes are such draws, the same for every
+    method. Returns the rows (original order and index) and a record {unit, k, seed, episode,
+    videos, subjects, n_frames, per_class, attacks}.
     """
     if unit not in UNITS:
         raise FascoreError(f"shot unit must be one of {', '.join(UNITS)}, not {unit!r}")
@@ -95,7 +103,7 @@ def sample_shots(
     if train.empty:
         raise FascoreError("the target domain has no train split to draw labelled shots from")
     table = _video_table(train)
-    rng = np.random.default_rng(seed)
+    rng = shot_rng(seed, episode)
     if k is None:
         videos = table.index.tolist()
     elif unit == "video":
@@ -103,7 +111,8 @@ def sample_shots(
     else:
         videos = _pick_subjects(table, k, rng)
     subset = train[train["video"].isin(videos)]
-    return subset, _record(subset, table.loc[sorted(videos)], unit, k, seed)
+    record = _record(subset, table.loc[sorted(videos)], unit, k, seed)
+    return subset, {**record, "episode": episode}
 
 
 def _record(

@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from fascore.data import manifest as mf
-from fascore.data.decode import to_rgb
+from fascore.data.decode import open_image, to_rgb
 from fascore.errors import FascoreError
 
 SHOW = 5  # rows or files listed per issue before "... and N more"
@@ -157,11 +157,11 @@ def _probe(path: Path, decode: bool) -> tuple[str | None, tuple[int, int] | None
     """(error or None, (width, height)); ``verify()`` checks structure, ``load()`` decodes."""
     try:
         data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(io.BytesIO(data)) as im:  # the pixel limit holds before decoding
             size = im.size
             im.verify()
         if decode:
-            with Image.open(io.BytesIO(data)) as im:
+            with open_image(io.BytesIO(data)) as im:
                 im.load()
                 to_rgb(im)  # the pixels training will see (or a refusal, e.g. float pixels)
         return None, size

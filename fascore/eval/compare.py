@@ -59,17 +59,22 @@ def check_protocol(a: dict, b: dict, names: Sequence[str] = ("A", "B")) -> None:
         )
 
 
-def display_names(a: dict, b: dict) -> tuple[str, str]:
-    """Short names for two runs: their roles (teacher/student), else methods, else method+seed."""
-    for key in (_role, lambda c: c.get("method", "?"), _method_seed):
+def display_names(a: dict, b: dict, ids: tuple[str, str] = ("", "")) -> tuple[str, str]:
+    """Short names for two runs (``ids`` are their run ids): ``teacher``/``student`` only when
+    one is the other's teacher, else their methods, else method+seed, else the run ids.
+
+    A role name must never be guessed from one config alone: ``target_only`` has no teacher but is
+    no teacher either, and a column headed "teacher" would hold its numbers (issue 21, item 1).
+    """
+    if ids[0] and b.get("teacher") == ids[0]:
+        return "teacher", "student"
+    if ids[1] and a.get("teacher") == ids[1]:
+        return "student", "teacher"
+    for key in (lambda c: c.get("method", "?"), _method_seed):
         na, nb = key(a), key(b)
         if na != nb:
             return na, nb
-    return "A", "B"
-
-
-def _role(cfg: dict) -> str:
-    return "student" if cfg.get("teacher") else "teacher"
+    return (ids[0], ids[1]) if ids[0] != ids[1] else ("A", "B")
 
 
 def _method_seed(cfg: dict) -> str:
@@ -227,7 +232,7 @@ def compare_runs(
 ) -> Comparison:
     """Load and check two finished runs (``scores`` may pass already-read score tables)."""
     cfg_a, cfg_b = run_a.config(), run_b.config()
-    names = display_names(cfg_a, cfg_b)
+    names = display_names(cfg_a, cfg_b, (run_a.id, run_b.id))
     check_protocol(cfg_a, cfg_b, names)
     finals, frames = {}, {}
     for name, run, table in zip(names, (run_a, run_b), scores or (None, None), strict=True):

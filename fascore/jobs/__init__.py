@@ -1,6 +1,5 @@
-"""Jobs: launchers, the job queue, the demo experiment and result tables."""
+"""Jobs: launchers, submitting, cancelling and resuming runs, plans, sweeps and the demo.
 
-# The slurm launcher registers itself (launcher, state probe, sweep plan launcher) on import;
-# submitit itself loads only when a job is submitted or cancelled.
-from fascore.jobs.slurm import launcher as _slurm  # noqa: F401
-from fascore.jobs.slurm import plan as _slurm_plan  # noqa: F401
+The cluster launcher registers itself where launchers are looked up (``fascore.jobs.control``),
+so importing a light module of this package (``jobs.slurm.options``) loads nothing else.
+"""

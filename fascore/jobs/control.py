@@ -23,9 +23,15 @@ from fascore.config import RunConfig
 from fascore.errors import FascoreError
 from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
 from fascore.jobs.plan import demo_configs, plan_runs
-from fascore.store.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
 
-LAUNCH_LOCK_WAIT_S = 0.5  # a launch waits this long for a viewer's lock probe to pass
+# The cluster launcher registers itself here, where launchers are looked up by name: the slurm
+# launcher and state probe (LAUNCHERS, store.runs.STATE_PROBES) and its plan launcher
+# (PLAN_LAUNCHERS). submitit itself loads only when a job is submitted or cancelled.
+from fascore.jobs.slurm import launcher as _slurm
+from fascore.jobs.slurm import plan as _slurm_plan  # noqa: F401
+from fascore.jobs.slurm.options import SlurmOptions
+from fascore.jobs.submission import LAUNCH_LOCK_WAIT_S, queue_run
+from fascore.store.runs import ACTIVE_STATES, RESUMABLE_STATES, RUNS_ENV, Run, RunStore
 
 
 # -- submit, cancel, resume ----------------------------------------------------------------------
@@ -34,16 +40,15 @@ def _impl(launcher: str | Launcher) -> Launcher:
     return launcher if isinstance(launcher, Launcher) else LAUNCHERS.get(launcher)()
 
 
+def make_launcher(name: str, slurm: SlurmOptions | None = None) -> str | Launcher:
+    """The launcher ``fascore train --launcher NAME`` and the Train page submit through: a name,
+    or a Slurm launcher carrying its job options (None: the store's slurm.toml)."""
+    LAUNCHERS.get(name)  # a clear error for an unknown name
+    return _slurm.SlurmLauncher(slurm) if name == "slurm" else name
+
+
 def _name(launcher: str | Launcher) -> str:
     return launcher if isinstance(launcher, str) else type(launcher).name
-
-
-def _queue(run: Run, launcher: str, message: str) -> None:
-    run.clear_cancel()
-    fresh = {"pid": None, "pgid": None, "pid_started": None, "finished": None}
-    run.update_status(
-        state="queued", message=message, launcher=launcher, submitted=time.time(), **fresh
-    )
 
 
 def _launch(
@@ -64,7 +69,7 @@ def _launch(
             raise FascoreError(
                 f"run {run.id} was just started by another process; see `python -m fascore runs`"
             )
-        _queue(run, _name(launcher), message)
+        queue_run(run, _name(launcher), message)
         env = dict(os.environ, **{RUNS_ENV: str(store.root.resolve())})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         try:
@@ -72,19 +77,6 @@ def _launch(
         except FascoreError as err:  # e.g. a cluster refused the job: the run says why
             run.update_status(state="failed", message=str(err), finished=time.time())
             raise
-    return run
-
-
-def prepare_submission(config: RunConfig, store: RunStore, launcher: str = "local") -> Run | None:
-    """Check ``config``, write it and queue its run; None when the run is already queued,
-    running or done (so submitting twice starts nothing)."""
-    config.check()
-    run = store.run(config.run_id())
-    if run.has("config") and run.state() in (*ACTIVE_STATES, "done"):
-        return None
-    with run.hold(wait_s=LAUNCH_LOCK_WAIT_S, role="launcher"):
-        run.write_config(config.to_dict())
-        _queue(run, launcher, "submitted")
     return run
 
 

@@ -1,10 +1,11 @@
 """Launchers: where a job's process runs (``local`` here; a cluster launcher is one more class).
 
 A launcher starts ``python -m fascore ARGV...`` and stops it again. ``LocalLauncher`` starts a
-child process in its own session, so ``stop_group`` can stop it with everything it started
-(data-loader workers included), which frees the GPU. It signals only the run's verified owner
-(``owner_pid``: the holder of the run's lock, or the launched process with its start time), so a
-pid reused by an unrelated process is never signalled.
+child process in its own session, so ``stop_process`` can stop its whole process group with
+everything it started (data-loader workers included), which frees the GPU. It signals only the
+run's verified owner (``owner_pid``: the holder of the run's lock, or the launched process with
+its start time), so a pid reused by an unrelated process is never signalled, and its group only
+when that process leads the group (``leads_group``); otherwise that process alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,8 @@ class Launcher:
 
 
 LAUNCHERS: Registry[type[Launcher]] = Registry("launcher")
+#: Launchers of a whole plan at once (``fascore.jobs.sweep.submit_plan``): name -> function.
+PLAN_LAUNCHERS: Registry[Callable[..., list[Run]]] = Registry("plan launcher")
 
 
 @LAUNCHERS.register("local")
@@ -76,14 +80,7 @@ class LocalLauncher(Launcher):
         pid = owner_pid(run)
         if pid is None:
             return  # nobody to stop: the cancel request stops a trainer that starts later
-        try:
-            pgid = os.getpgid(pid)
-        except ProcessLookupError:
-            return
-        if pgid == os.getpgrp():  # a trainer started in our own group: never signal ourselves
-            stop_process(pid, grace_s)
-        else:
-            stop_group(pgid, grace_s)
+        stop_process(pid, grace_s, group=leads_group(pid))
 
 
 def owner_pid(run: Run) -> int | None:
@@ -107,27 +104,28 @@ def owner_pid(run: Run) -> int | None:
     return None
 
 
-def stop_process(pid: int, grace_s: float = 10.0) -> None:
-    """SIGTERM one process, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait_s
-        while process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not process_alive(pid):
-            return
-    raise FascoreError(f"process {pid} survived SIGKILL; check it with `ps -p {pid}`")
+def leads_group(pid: int) -> bool:
+    """True when ``pid`` leads its own process group (the trainer starts its own session), and
+    that group is not ours: only then may its whole group be signalled."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return False
+    return pgid == pid and pgid != os.getpgrp()
 
 
-def stop_group(pgid: int, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, wait up to ``grace_s`` for it to exit, then SIGKILL it."""
+def stop_process(pid: int, grace_s: float = 10.0, group: bool = False) -> None:
+    """SIGTERM the process (with ``group``, the process group it leads: pgid = pid), wait up to
+    ``grace_s`` for it to exit, then SIGKILL it; the one way fascore stops a local job."""
+    send, alive = (os.killpg, group_alive) if group else (os.kill, process_alive)
+    what = f"process group {pid}" if group else f"process {pid}"
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
+            send(pid, sig)
         deadline = time.monotonic() + wait_s
-        while group_alive(pgid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not group_alive(pgid):
+        if not alive(pid):
             return
-    raise FascoreError(f"process group {pgid} survived SIGKILL; check it with `ps -g {pgid}`")
+    flag = "-g" if group else "-p"
+    raise FascoreError(f"{what} survived SIGKILL; check it with `ps {flag} {pid}`")

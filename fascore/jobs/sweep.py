@@ -15,49 +15,62 @@ when every run has ended. Finished runs are reused (a config's hash names its ru
 the same sweep after an interruption continues: done runs are kept, live ones are waited for,
 interrupted ones resume from their checkpoint; failed and cancelled ones are reported, not retried.
 
-``write_results`` writes ``results.csv`` (one row per run and regime with its label budget),
-``results.md`` (mean ± std per method and k, both regimes side by side, paired differences to a
-baseline over seeds) and ``hter_vs_shots.png`` into the sweep's folder.
+``write_results`` writes ``results.csv`` (one row per run, regime and threshold rule, with its
+label budget), ``results.md`` and ``hter_vs_shots.png`` into the sweep's folder; the tables and
+tests live in ``fascore.eval.results`` (this module only runs the sweep).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from fascore.config import RunConfig
+from fascore.config import RunConfig, config_fields
 from fascore.data.protocols import load_manifests
 from fascore.data.synth.cache import ensure_preset_data
 from fascore.devices import resolve_device, slot_count
 from fascore.errors import FascoreError
-from fascore.eval import experiment
+from fascore.eval.results.frame import collect
+from fascore.eval.results.sweep_page import write_sweep_results
 from fascore.jobs import control
-from fascore.jobs.launchers import LAUNCHERS
+from fascore.jobs.launchers import LAUNCHERS, PLAN_LAUNCHERS, REPO_ROOT
 from fascore.jobs.plan import plan_runs
-from fascore.registry import Registry
-from fascore.store.runs import ACTIVE_STATES, Run, RunStore
+from fascore.store.runs import ACTIVE_STATES, RUNS_ENV, Run, RunStore
 
 PLAN_FILE = "plan.json"
 ENDED = ("done", "failed", "cancelled")
-PLAN_LAUNCHERS: Registry[Callable[..., list[Run]]] = Registry("plan launcher")
 
 
 def plan_sweep(
-    base: RunConfig, methods: list[str], seeds: list[int], shots: list[int | None]
+    base: RunConfig,
+    methods: list[str],
+    seeds: list[int],
+    shots: list[int | None],
+    episodes: int = 1,
 ) -> list[RunConfig]:
-    """Every config of the sweep, each once, teachers first (see the module docstring)."""
+    """Every config of the sweep, each once, teachers first (see the module docstring).
+
+    ``episodes`` independent shot draws per teacher seed (``RunConfig.episode`` 0 ..
+    episodes - 1; ``fascore.data.fewshot.shot_rng``), the same for every method; one teacher
+    per seed serves them all."""
     if not shots:
         raise FascoreError("choose at least one number of shots (--shots 1 5 ...)")
+    if episodes < 1:
+        raise FascoreError(f"--episodes must be at least 1, not {episodes}")
     _check_domains(base)
     plan: dict[str, RunConfig] = {}
     for k in shots:
-        for cfg in plan_runs(base.replace(shots=k), methods, seeds):
-            plan.setdefault(cfg.run_id(), cfg)
+        for e in range(episodes):
+            for cfg in plan_runs(base.replace(shots=k, episode=e), methods, seeds):
+                plan.setdefault(cfg.run_id(), cfg)
     return sorted(plan.values(), key=lambda c: c.teacher is not None)
 
 
@@ -80,9 +93,16 @@ def submit_plan(
     store = store or RunStore()
     if launcher in PLAN_LAUNCHERS:
         return PLAN_LAUNCHERS.get(launcher)(configs, store, **kw)
-    LAUNCHERS.get(launcher)  # a clear error for an unknown name
+    check_launcher(launcher)
     runs = [control.submit(cfg, store, launcher) for cfg in configs]
     return wait_for(runs, **kw)
+
+
+def check_launcher(name: str) -> None:
+    """One FascoreError naming the known launchers for an unknown ``name``, before a sweep
+    writes its plan or starts a job."""
+    if name not in PLAN_LAUNCHERS:
+        LAUNCHERS.get(name)
 
 
 def wait_for(
@@ -98,6 +118,22 @@ def wait_for(
         if pending:
             time.sleep(poll_s)
     return runs
+
+
+@PLAN_LAUNCHERS.register("inprocess")
+def inprocess_plan(
+    configs: list[RunConfig],
+    store: RunStore,
+    report: Callable[[str], None] | None = None,
+    workers: int = 1,
+    **_,
+) -> list[Run]:
+    """Train the plan teachers first, reusing finished runs, in this process or ``workers``
+    one-thread worker processes: one interpreter for many episodes, no process start per run
+    (``fascore.jobs.demo.train_in_process``)."""
+    from fascore.jobs.demo import train_in_process  # start-up cost: torch (~4 s), only here
+
+    return train_in_process(configs, store, report=report, workers=workers)
 
 
 def _slots(configs: list[RunConfig]) -> int:
@@ -167,15 +203,6 @@ def _teacher_blocks(cfg: RunConfig, store: RunStore) -> str | None:
     return state if state in ("failed", "cancelled") else ""
 
 
-def collect(runs: list[Run]) -> pd.DataFrame:
-    """``results.csv``'s frame: one row per finished run and regime."""
-    rows = []
-    for run in runs:
-        if run.state() == "done":
-            rows += experiment.run_rows(run.id, run.config(), run.read_json("final"))
-    return experiment.results_frame(rows)
-
-
 def write_plan(out: Path, configs: list[RunConfig], command: str) -> None:
     """``plan.json``: the sweep's command and run ids (what the Experiment page reads)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -192,119 +219,12 @@ def read_plan(out: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def cell(mean: float, std: float, pct: bool) -> str:
-    if not np.isfinite(mean):
-        return "n/a"
-    scale, digits = (100.0, 1) if pct else (1.0, 3)
-    return f"{mean * scale:.{digits}f} ± {np.nan_to_num(std) * scale:.{digits}f}"
-
-
-def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, shots): HTER and AUC under each regime next to each other, with the
-    target labels each used (zero-shot rows sit in the few-shot columns)."""
-    if summary.empty:
-        return pd.DataFrame()
-    s = summary.assign(col=summary["regime"].replace({"zero-shot": "few-shot"}))
-    rows = []
-    for (method, shots), sub in s.groupby(["method", "shots"], sort=False):
-        zero = (sub["regime"] == "zero-shot").any()
-        row = {"method": f"{method} (zero-shot)" if zero else method, "k": shots,
-               "seeds": int(sub["n"].max())}  # fmt: skip
-        for _, r in sub.iterrows():
-            tag = r["col"]
-            row[f"HTER % ({tag})"] = cell(r["hter_mean"], r["hter_std"], True)
-            row[f"AUC ({tag})"] = cell(r["auc_mean"], r["auc_std"], False)
-            labels = r["train_videos"] + r["extra_videos"]
-            row[f"target videos ({tag})"] = f"{labels:.0f} ({r['extra_videos']:.0f} extra)"
-        rows.append(row)
-    return pd.DataFrame(rows).fillna("")
-
-
-def markdown(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "(no finished runs)"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    if pairs.empty:
-        return pairs
-    return pd.DataFrame({
-        "regime": pairs["regime"], "k": pairs["shots"], "method": pairs["method"],
-        "vs": pairs["baseline"], "seeds": pairs["n"],
-        "ΔHTER points (mean ± std)": [cell(m, s, True) for m, s in zip(pairs["diff_mean"], pairs["diff_std"], strict=True)],
-        "paired t-test p": [f"{p:.3f}" if np.isfinite(p) else "n/a" for p in pairs["p_value"]],
-    })  # fmt: skip
-
-
-def shots_figure(summary: pd.DataFrame, path: Path) -> None:
-    """HTER (mean ± std over seeds) against k, one line per method, one panel per regime."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    s = summary.assign(col=summary["regime"].replace({"zero-shot": "few-shot"}))
-    panels = [r for r in ("few-shot", "target-dev") if (s["col"] == r).any()] or ["few-shot"]
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(5.6 * len(panels), 3.8), dpi=110, squeeze=False
-    )
-    for ax, regime in zip(axes[0], panels, strict=True):
-        sub = s[s["col"] == regime]
-        ks = sorted(sub["shots"].unique(), key=experiment._shots_key)
-        for method, rows in sub.groupby("method"):
-            rows = rows.set_index("shots").reindex(ks)
-            ax.errorbar([str(k) for k in ks], rows["hter_mean"] * 100,
-                        yerr=np.nan_to_num(rows["hter_std"] * 100), marker="o", capsize=3,
-                        label=method)  # fmt: skip
-        ax.set(title=regime, xlabel="labelled target presentations per class (k)",
-               ylabel="target test HTER %")  # fmt: skip
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def write_results(out: Path, runs: list[Run], baseline: str, command: str) -> pd.DataFrame:
-    """Write results.csv, results.md and hter_vs_shots.png; returns the results frame."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Collect the runs (``fascore.eval.results.frame.collect``) and write the sweep folder's
+    results (``fascore.eval.results.sweep_page``); returns the results frame."""
     df = collect(runs)
-    df.to_csv(out / "results.csv", index=False)
-    summary = experiment.summarise(df)
-    pairs = experiment.paired_differences(df, baseline)
-    if not summary.empty:
-        shots_figure(summary, out / "hter_vs_shots.png")
-    ended = {s: sum(r.state() == s for r in runs) for s in ENDED}
-    text = f"""# Sweep results
-
-Written by `{command}` from {len(runs)} runs ({ended["done"]} done, {ended["failed"]} failed,
-{ended["cancelled"]} cancelled); every number comes from their run folders (`results.csv`).
-Target test metrics, mean ± std over seeds, video- or frame-level as each run's `level` says.
-Regimes (see docs/method.md): **few-shot** uses only the k shots as labelled target data
-(selection by the run's `select` rule, threshold from the source dev split); **zero-shot** is the
-teacher under the same rule; **target-dev** selects and thresholds on the labelled target dev
-split, whose videos are counted as extra target labels.
-
-## Both regimes side by side
-
-{markdown(side_by_side(summary))}
-
-## Paired differences against `{baseline}`
-
-Per seed, the method's HTER minus the baseline's at the same k and regime (the seed fixes the
-shots and the teacher, so the pair shares them); a two-sided paired t-test over seeds.
-
-{markdown(paired_table(pairs))}
-
-## HTER against the number of shots
-
-![HTER against shots](hter_vs_shots.png)
-"""
-    (out / "results.md").write_text(text)
+    counts = {s: sum(r.state() == s for r in runs) for s in ENDED}
+    write_sweep_results(out, df, baseline, command, counts)
     return df
 
 
@@ -312,13 +232,12 @@ def sweep_argv(
     base: RunConfig, methods: list[str], seeds: list[int], shots: list[int | None], out: Path
 ) -> list[str]:
     """``sweep ...`` arguments that rebuild ``base`` (every field that differs from its default)."""
-    from fascore.config import config_fields
-
     argv = ["sweep", "--methods", *methods, "--seeds", *map(str, seeds),
             "--shots", *("all" if k is None else str(k) for k in shots), "--out", str(out)]  # fmt: skip
     for spec in config_fields():
         value = getattr(base, spec.name)
-        if spec.name in ("created", "method", "seed", "shots", "teacher") or value == spec.default:
+        per_run = ("created", "method", "seed", "shots", "teacher", "episode")
+        if spec.name in per_run or value == spec.default:
             continue
         flag = "--" + spec.name.replace("_", "-")
         if isinstance(value, bool):
@@ -341,14 +260,6 @@ def start_sweep(
     """Start ``python -m fascore sweep`` as a background process (what the Train page does);
     its folder is ``<store>/sweeps/<experiment>`` (log in ``sweep.log``). Returns the folder.
     ``launcher="slurm"`` submits job arrays with the options of ``<store>/slurm.toml``."""
-    import os
-    import subprocess
-    import sys
-    import threading
-
-    from fascore.jobs.launchers import REPO_ROOT
-    from fascore.store.runs import RUNS_ENV
-
     store = store or RunStore()
     plan_sweep(base, methods, seeds, shots)  # refuse a bad sweep here, before anything starts
     out = store.root / "sweeps" / base.experiment

@@ -366,31 +366,3 @@ def delta_table(deltas: pd.DataFrame) -> pd.DataFrame:
             ],
         }
     )
-
-
-def experiment_figure(summary: pd.DataFrame, metric: str = "hter") -> go.Figure:
-    """``metric`` (mean ± std over seeds, from ``fascore.eval.experiment.summarise``) against the
-    number of shots k: one line per method, solid for the few-shot regime (zero-shot teachers
-    included), dotted for target-dev. Error rates in %, AUC as a fraction."""
-    fig = go.Figure()
-    scale = 1.0 if metric == "auc" else 100.0
-    if summary.empty:
-        return _finish(fig, "no finished runs yet")
-    s = summary.assign(col=summary["regime"].replace({"zero-shot": "few-shot"}))
-    order = sorted(s["shots"].unique(), key=lambda k: np.inf if k == "all" else float(k))
-    for i, method in enumerate(sorted(s["method"].unique())):
-        for regime, dash in (("few-shot", "solid"), ("target-dev", "dot")):
-            rows = s[(s["method"] == method) & (s["col"] == regime)]
-            if rows.empty:
-                continue
-            rows = rows.set_index("shots").reindex([k for k in order if k in set(rows["shots"])])
-            fig.add_trace(go.Scatter(
-                x=[str(k) for k in rows.index], y=rows[f"{metric}_mean"] * scale,
-                error_y={"type": "data", "array": rows[f"{metric}_std"].fillna(0) * scale},
-                mode="lines+markers", name=f"{method} · {regime}",
-                line={"dash": dash, "color": PALETTE[i % len(PALETTE)]},
-            ))  # fmt: skip
-    unit = "" if metric == "auc" else " %"
-    return _finish(fig, f"target test {metric.upper()}{unit} against k (mean ± std over seeds)",
-                   xaxis_title="labelled target presentations per class (k)",
-                   yaxis_title=f"{metric.upper()}{unit}")  # fmt: skip

@@ -19,6 +19,8 @@ margin-top:2em}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}td,th
 #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}pre{background:#f7f7f7;padding:.6em;
 overflow:auto;font-size:.85em}.note{color:#666;font-size:.9em}.cams{display:flex;flex-wrap:wrap;
 gap:1em}.cams figure{margin:0}.cams img{width:160px;image-rendering:pixelated}code{font-size:.9em}
+svg.map{width:100%;height:auto;display:block;margin:.5em 0}svg.map text{fill:#444}svg.map .title{
+font-size:16px;fill:#222}
 """
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import ipaddress
+from urllib.parse import urlencode, urlsplit
 
 DASHBOARD_URL = "http://127.0.0.1:8501"  # streamlit's default address under .streamlit/config.toml
 DASHBOARD_PAGES = ("overview", "train", "compare", "alignment", "gradcam", "report", "shift")
@@ -20,3 +21,16 @@ def deep_link(base: str | None, page: str, **params: object) -> str:
         root = head
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return f"{root}/{page}" + (f"?{query}" if query else "")
+
+
+def is_local(url: str | None) -> bool:
+    """Whether ``url`` names this machine only (loopback or unspecified address, ``localhost``):
+    such a link opens nowhere else, so a shared report must say so."""
+    host = (urlsplit(url or "").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified

@@ -23,10 +23,16 @@ class Panel:
     title: str
     images: dict[str, np.ndarray | Image.Image | bytes]
     captions: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # model -> P(spoof)
+    peaks: dict[str, float] = field(default_factory=dict)  # model -> raw map value shown as 1
 
 
 def explain_images(
-    models: dict, images: Sequence[Image.Image], titles: Sequence[str], alpha: float = 0.5
+    models: dict,
+    images: Sequence[Image.Image],
+    titles: Sequence[str],
+    alpha: float = 0.5,
+    scale: str = "shared",
 ) -> list[Panel]:
     """Grad-CAM of every model on each image (``fascore.eval.analysis.gradcam.explain_samples``):
     one ``Panel`` per image with the input and one overlay per model, captioned with P(spoof).
@@ -39,12 +45,15 @@ def explain_images(
     batch = np.stack(
         [np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images]
     ).transpose(0, 3, 1, 2)
-    out = explain_samples(models, batch, alpha=alpha)
+    out = explain_samples(models, batch, alpha=alpha, scale=scale)
     panels = []
     for i, title in enumerate(titles):
         imgs = {"input": out["images"][i], **{m: out[m]["overlay"][i] for m in models}}
         caps = {m: f"P(spoof) {out[m]['score'][i]:.2f}" for m in models}
-        panels.append(Panel(title, imgs, caps))
+        scores = {m: float(out[m]["score"][i]) for m in models}
+        panels.append(
+            Panel(title, imgs, caps, scores, {m: float(out[m]["peak"][i]) for m in models})
+        )
     return panels
 
 
@@ -90,7 +99,8 @@ def sample_title(row: object) -> str:
 
 def pick_samples(errors: pd.DataFrame | None, k: int) -> pd.DataFrame:
     """Up to ``k`` error rows for Grad-CAM, disagreements first, then false accepts and false
-    rejects, one per path, largest teacher-student score gap first within a kind."""
+    rejects, one per path, largest teacher-student score gap first within a kind. A path in
+    several error sets keeps its first kind in that order (its title names that kind)."""
     if errors is None or errors.empty or k <= 0:
         return pd.DataFrame()
     order = {"disagree": 0, "false_accept": 1, "false_reject": 2}
@@ -100,3 +110,13 @@ def pick_samples(errors: pd.DataFrame | None, k: int) -> pd.DataFrame:
     ranked = errors.assign(_o=errors["kind"].map(order).fillna(3), _g=-gap)
     ranked = ranked.sort_values(["_o", "_g"], kind="stable").drop_duplicates("path")
     return ranked.head(k).drop(columns=["_o", "_g"]).reset_index(drop=True)
+
+
+def chosen_rows(errors: pd.DataFrame | None, paths: Sequence[str]) -> pd.DataFrame:
+    """The error rows of ``paths`` (in that order), one per path, each the row ``pick_samples``
+    ranks first: a sample offered as "disagree" keeps that title in the report."""
+    ranked = pick_samples(errors, len(errors) if errors is not None else 0)
+    if ranked.empty or not paths:
+        return pd.DataFrame()
+    by_path = ranked.set_index("path", drop=False)
+    return by_path.loc[[p for p in paths if p in by_path.index]].reset_index(drop=True)

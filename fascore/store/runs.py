@@ -26,11 +26,12 @@ from fascore.atomic import atomic_path, atomic_write_text
 from fascore.errors import FascoreError
 from fascore.store import health as runhealth
 from fascore.store import lock as runlock
+from fascore.store import schema
 
 RUNS_ENV = "FASCORE_RUNS_DIR"
 DEFAULT_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+STATES = schema.STATES  # queued, running, done, failed, cancelled, interrupted
 ACTIVE_STATES = ("queued", "running")
 RESUMABLE_STATES = ("interrupted", "failed", "cancelled")
 #: Launcher name -> ``f(run, status) -> state`` for jobs whose liveness a scheduler knows (the
@@ -112,7 +113,12 @@ class Run:
             ) from None
 
     def config(self) -> dict:
-        cfg = self.read_json("config")
+        """The config as written, whatever its fields hold (``problem`` says when they do not
+        fit), so a damaged run's row still shows what can be read; {} when it is not an object."""
+        try:
+            cfg = schema.parse(schema.read_text(self.file("config")), "config.json")
+        except (FileNotFoundError, schema.Unfit):
+            return {}
         return cfg if isinstance(cfg, dict) else {}
 
     # -- JSON documents (status, final metrics, alignment, shots) ---------------------------
@@ -120,24 +126,22 @@ class Run:
         atomic_write_text(self.file(key), json.dumps(obj, indent=2, default=_json_default))
 
     def read_json(self, key: str) -> Any:
-        """The document, or None when absent or half-written by a crashed writer."""
+        """The document, checked against its schema (``fascore.store.schema``); None when absent,
+        half-written by a crashed writer, or not fitting its schema (``problem`` says why)."""
         try:
-            return json.loads(self.file(key).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            return schema.load(key, self.file(key))
+        except (FileNotFoundError, schema.Unfit):
             return None
 
     # -- status ------------------------------------------------------------------------------
     def _status_doc(self) -> tuple[dict, str | None]:
         """(status as written, None) or ({}, why it cannot be read)."""
         try:
-            doc = json.loads(self.file("status").read_text())
+            return schema.load("status", self.file("status")), None
         except FileNotFoundError:
             return {}, None
-        except (OSError, UnicodeDecodeError) as err:
-            return {}, f"status.json cannot be read ({err})"
-        except json.JSONDecodeError:
-            return {}, "status.json is not valid JSON"
-        return (doc, None) if not (why := runhealth.status_problem(doc, STATES)) else ({}, why)
+        except schema.Unfit as err:
+            return {}, str(err)
 
     def status(self) -> dict:
         """The raw status as last written by the job (see ``state`` for the effective state); a
@@ -174,7 +178,14 @@ class Run:
             return None
 
     def state(self) -> str:
-        """The effective state: a queued or running job whose process died reads 'interrupted'.
+        """The effective state (``live_state``); a finished run whose files do not fit their
+        schema (``problem``) reads 'unreadable', so no reader of results ever sees them."""
+        state = self.live_state()
+        return UNREADABLE if state == "done" and self.problem() else state
+
+    def live_state(self) -> str:
+        """The state from the status and the process: a queued or running job whose process
+        died reads 'interrupted'.
 
         Liveness comes from the run's lock, which the kernel frees when its holder dies: a
         running run whose lock is free is interrupted, whatever its heartbeat says. A queued run
@@ -223,17 +234,15 @@ class Run:
         """All evaluation records; a half-written or corrupt line is skipped (``problem`` names
         a corrupt one)."""
         try:
-            lines = self.file("metrics").read_text(errors="replace").splitlines()
-        except FileNotFoundError:
+            lines = schema.read_text(self.file("metrics")).splitlines()
+        except (FileNotFoundError, schema.Unfit):
             return []
         out = []
         for line in lines:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                out.append(schema.check("metrics", schema.parse(line, "line"), "record"))
+            except schema.Unfit:
                 continue
-            if isinstance(record, dict):
-                out.append(record)
         return out
 
     def truncate_metrics(self, last_epoch: int) -> int:
@@ -309,13 +318,12 @@ class Run:
         why = self.problem()
         cfg = self.config()
         final = (self.read_json("final") if why is None else None) or {}
-        test = final.get("target_test") if isinstance(final, dict) else None
-        test = test if isinstance(test, dict) else {}
+        test = final.get("target_test") or {}
         progress = self.status().get("progress")
         sources = cfg.get("source_domains")
         return {
             "run": self.id,
-            "state": UNREADABLE if why else self.state(),
+            "state": UNREADABLE if why else self.live_state(),
             "problem": why or "",
             "experiment": _text(cfg.get("experiment")),
             "method": _text(cfg.get("method")),
@@ -361,11 +369,16 @@ def _budget_summary(final: dict) -> dict:
     budget = part(final, "label_budget")
     used = [_number(part(budget, k).get("videos")) for k in ("train", "extra")]
     dev = part(part(part(final, "regimes"), "target-dev"), "target_test")
+    headline = part(part(final, "regimes"), _text(final.get("regime")))
+    dev_budget = part(part(part(final, "regimes"), "target-dev"), "label_budget")
+    dev_used = [_number(part(dev_budget, k).get("videos")) for k in ("train", "extra")]
     return {
         "regime": _text(final.get("regime")) or None,
         "target_labels": sum(used) if None not in used else None,
         "extra_labels": used[1],
+        "threshold_from": _text(headline.get("threshold_from")),  # e.g. source_dev
         "hter_target_dev": dev.get("hter"),
+        "target_dev_labels": sum(dev_used) if None not in dev_used else None,
     }
 
 

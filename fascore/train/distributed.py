@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -58,6 +59,16 @@ class Context:
     @property
     def shard(self) -> tuple[int, int]:
         return (self.rank, self.world)
+
+    def describe(self, device: torch.device) -> str:
+        """Where the run trains, for its status line: ``cpu``, ``cuda x2`` ..."""
+        return f"{device.type} x{self.world}" if self.active else device.type
+
+    def seed_epoch(self, seed: int, epoch: int) -> None:
+        """Each rank its own dropout masks, fixed by (seed, rank, epoch) so a resume repeats
+        them; one process keeps the run's single seed (set once at the start)."""
+        if self.active:
+            torch.manual_seed(seed * 1_000_003 + self.rank * 1_009 + epoch)
 
     def barrier(self) -> None:
         if self.active:
@@ -198,6 +209,25 @@ def wrap(model: nn.Module, ctx: Context, device: torch.device) -> None:
     object.__setattr__(model, "features", lambda x: ddp(x, part="features"))
 
 
+@contextlib.contextmanager
+def data_parallel(
+    model: nn.Module,
+    ctx: Context,
+    device: torch.device,
+    batch_size: int,
+    log: Callable[[str], None],
+) -> Iterator[None]:
+    """The trainer's one call: DDP around ``model`` for the block (``wrap``), the plain model
+    after it, also on an error (``unwrap``); on one process, nothing at all."""
+    if ctx.active:
+        log(f"DDP: {ctx.world} processes, each {batch_size // ctx.world} of every batch")
+    wrap(model, ctx, device)
+    try:
+        yield
+    finally:
+        unwrap(model)
+
+
 def unwrap(model: nn.Module) -> None:
     """Undo ``wrap``: the plain model again (for rank 0's evaluation, scoring and analysis)."""
     for name in ("forward", "features", "_fascore_ddp"):
@@ -242,8 +272,6 @@ def torchrun_argv(devices: int, run_id: str, *, resume: bool, quiet: bool) -> li
 
     ENTRY is ``fascore``, or the module this process was started as when that module says
     ``FASCORE_ENTRY = True`` (a wrapper around ``fascore.cli.main``, e.g. in the tests)."""
-    import sys
-
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     entry = spec.name if spec is not None and getattr(main, "FASCORE_ENTRY", False) else "fascore"

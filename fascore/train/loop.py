@@ -9,7 +9,7 @@ writes the PAD metrics and runs the analysis (embeddings, alignment statistics, 
 Model selection and thresholds follow the evaluation regimes of ``fascore.train.regimes``: the
 loop keeps one selected checkpoint per regime (``few-shot``: ``config.select``, ``last`` or
 ``source_dev``; ``target-dev``: the lowest target dev EER), each at the reported scoring level
-(``config.level``), and ``_finish`` scores and evaluates both. The target's test split is never
+(``config.level``), and ``finish.finish`` scores and evaluates both. The target's test split is never
 looked at before the end. A non-finite loss stops the run (state ``failed``, checkpoints kept).
 """
 
@@ -21,146 +21,30 @@ import os
 import time
 from typing import Protocol
 
-import numpy as np
 import pandas as pd
 import torch
 
-from fascore import metrics
 from fascore.config import RunConfig
-from fascore.data.images import FaceBatches, normalize_bytes_
-from fascore.data.manifest import read_preprocessing
-from fascore.devices import device_slot, resolve_device
+from fascore.devices import device_slot, device_type, resolve_device
 from fascore.errors import FascoreError
 from fascore.progress import Progress
 from fascore.store.runs import CancelRequested, Run, RunStore
 from fascore.train import distributed, regimes
-from fascore.train.checkpoint import (
-    load_best,
-    load_checkpoint,
-    load_run_model,
-    save_best,
-    save_checkpoint,
-)
+from fascore.train.build import build_model, make_method
+from fascore.train.checkpoint import load_checkpoint, save_best, save_checkpoint
+from fascore.train.finish import finish, models_of, weights_key
+from fascore.train.memory import check_fits
 from fascore.train.methods import METHODS, Batch, Method
-from fascore.train.models import FASModel, create_model
-from fascore.train.scoring import evaluate_scores, score_frame
+from fascore.train.models import FASModel
+from fascore.train.scoring import dev_summary
 from fascore.train.teacher import wait_for_teacher
-from fascore.train.trainset import TrainData, clamp_batch, load_train_data, target_metrics_problem
-
-
-def _device_type(name: str) -> str:
-    """CUDA or CPU, as ``resolve_device`` would pick (no error here: that comes later)."""
-    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
-    return "cuda" if cuda and torch.cuda.is_available() else "cpu"
-
-
-def build_model(cfg: RunConfig, teacher_run: Run | None) -> tuple[FASModel, FASModel | None]:
-    """The trained model and the frozen teacher (None for methods without one)."""
-    method_cls = METHODS.get(cfg.method)
-    teacher = load_run_model(teacher_run) if teacher_run is not None else None
-    pretrained = cfg.pretrained or ("imagenet" if cfg.init == "imagenet" else None)
-    model = create_model(
-        cfg.model, input_size=cfg.image_size, pretrained=pretrained, embed_layer=cfg.embed_layer
-    )
-    if (
-        teacher is not None
-        and cfg.init == "teacher"
-        and method_cls is not METHODS.get("target_only")
-    ):
-        if teacher.name != model.name:
-            raise FascoreError(
-                f"init=teacher needs the same backbone: teacher is {teacher.name}, "
-                f"student is {model.name}; use --init scratch or --model {teacher.name}"
-            )
-        model.load_state_dict(teacher.state_dict())
-    return model, teacher
-
-
-def make_method(
-    cfg: RunConfig, model: FASModel, teacher: FASModel | None, device: torch.device
-) -> Method:
-    """The run's method on ``device``, set up by ``prepare_for_device`` (mixed precision and its
-    grad scaler, ``channels_last``, cuDNN autotuning on CUDA): the trainer's one AMP path."""
-    method = METHODS.get(cfg.method)(cfg, model.to(device), teacher.to(device) if teacher else None)
-    prepare_for_device(method, cfg, device)
-    return method
-
-
-@torch.no_grad()
-def predict_scores(model: FASModel, data: TrainData, rows: np.ndarray, device) -> np.ndarray:
-    """Spoof probabilities for ``rows`` of the decoded images, in batches, eval mode."""
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(rows), 256):
-        idx = torch.as_tensor(rows[start : start + 256])
-        x = normalize_bytes_(data.images.images.index_select(0, idx).to(device).float())
-        out.append(torch.softmax(model(x).float(), dim=1)[:, 1].cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros(0)
-
-
-def dev_summary(model: FASModel, data: TrainData, part: str, device, level: str) -> dict | None:
-    """AUC and EER of a development part at the reported scoring level (selection uses it)."""
-    rows = data.rows(part)
-    y = data.frame.loc[data.frame.index[rows], "y"].to_numpy()
-    if len(rows) == 0 or len(set(y)) < 2:
-        return None
-    s = predict_scores(model, data, rows, device)
-    if not np.isfinite(s).all():
-        return {"auc": float("nan"), "eer": float("nan"), "level": level}
-    units = metrics.ScoreSet(y, s, video=data.frame["video"].to_numpy()[rows])
-    if level == "video":
-        units = metrics.video_scores(units)
-    out = {"auc": metrics.auc(units.y, units.score), "eer": metrics.eer(units.y, units.score)[0]}
-    return {**out, "level": level}
-
-
-def _streams(cfg: RunConfig, method: Method, data: TrainData, device, ctx=None) -> list:
-    """Infinite seeded batch streams: [source or None, target or None]; on CUDA the uint8 cache
-    moves to the GPU once (when it fits) and batches come in ``channels_last``; with several
-    processes each rank takes its shard of every global batch."""
-    ctx = ctx or distributed.Context()
-    images = data.images.on_device(device)
-
-    def stream(part: str, salt: int) -> FaceBatches:
-        return FaceBatches(
-            images,
-            data.frame["y"].to_numpy(),
-            data.rows(part),
-            batch_size=cfg.batch_size,
-            augment=cfg.augment,
-            infinite=True,
-            seed=cfg.seed * 1000 + salt,
-            device=device,
-            shard=ctx.shard,
-            channels_last=device.type == "cuda",
-        )
-
-    return [
-        stream("source_train", 1) if method.uses_source else None,
-        stream("target_train", 2) if method.uses_target else None,
-    ]
-
-
-def steps_per_epoch(cfg: RunConfig, data: TrainData) -> int:
-    """One pass over the larger training stream, so every method gets the same step budget."""
-    if cfg.steps_per_epoch:
-        return cfg.steps_per_epoch
-    n = max(len(data.rows("source_train")), len(data.rows("target_train")))
-    return max(1, math.ceil(n / cfg.batch_size))
-
-
-def prepare_for_device(method: Method, cfg: RunConfig, device: torch.device) -> None:
-    """The trainer's CUDA path: mixed precision (``cfg.amp``, fp16 autocast with a gradient
-    scaler), ``channels_last`` weights and cuDNN autotuning; on other devices, fp32 as is."""
-    method.amp = bool(cfg.amp and device.type == "cuda")
-    method.scaler = torch.amp.GradScaler("cuda", enabled=method.amp)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
-        for net in (method.model, method.teacher):
-            if net is not None:
-                net.to(memory_format=torch.channels_last)
+from fascore.train.trainset import (
+    batch_streams,
+    clamp_batch,
+    load_train_data,
+    steps_per_epoch,
+    target_metrics_problem,
+)
 
 
 def _next_batch(src, tgt) -> Batch:
@@ -169,22 +53,13 @@ def _next_batch(src, tgt) -> Batch:
     return Batch(xs, ys, xt, yt)
 
 
-def headline_regime(cfg: RunConfig) -> str:
-    """The regime whose selected weights the run analyses and reports first."""
-    return cfg.regime
-
-
-def _weights_key(cfg: RunConfig, regime: str) -> str:
-    return "best" if regime == headline_regime(cfg) else "best_alt"
-
-
 def _select(run: Run, cfg: RunConfig, method: Method, record: dict, best: dict) -> dict:
     """Update each regime's selection with this epoch; save the weights of the ones it wins."""
     for regime in regimes.REGIMES:
         score = regimes.selection_value(record, regimes.selection_rule(regime, cfg.select))
         if regime not in best or score <= best[regime]["score"]:
             best[regime] = {"epoch": record["epoch"], "score": score}
-            save_best(run, method.model, record["epoch"], _weights_key(cfg, regime))
+            save_best(run, method.model, record["epoch"], weights_key(cfg, regime))
     return best
 
 
@@ -214,9 +89,10 @@ def train(
     """
     config.check()
     store = store or RunStore()
-    ctx = distributed.context(_device_type(config.device))  # under torchrun: join the group
+    ctx = distributed.context(device_type(config.device))  # under torchrun: join the group
     if not ctx.is_main:
         return _follow(config, store, resume, ctx)
+    check_fits(config, ctx.world)  # a step that cannot fit is refused before the run folder
     run = store.run(config.run_id())
     with _own(run) as owner:  # before any reset or resume: a run owned by a live process is refused
         if run.has("done") and not resume:
@@ -312,11 +188,10 @@ def _train(
     distributed.check_batch(cfg.batch_size, ctx)
     if teacher_run is None and not ctx.is_main and METHODS.get(cfg.method).needs_teacher:
         teacher_run = RunStore(run.path.parent).get(cfg.teacher)  # rank 0 waited for it
-    model, teacher = build_model(cfg, teacher_run)
-    method = make_method(cfg, model, teacher, device)
+    method = make_method(cfg, *build_model(cfg, teacher_run), device)
     n_steps = steps_per_epoch(cfg, data)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(method.optimizer, T_max=cfg.epochs * n_steps)
-    streams = _streams(cfg, method, data, device, ctx)
+    streams = batch_streams(cfg, method, data, device, ctx.shard)
     live = [s for s in streams if s is not None]
     if hooks is not None and ctx.is_main:
         hooks.start(run, *data.analysis_samples(), seed=cfg.seed)
@@ -326,32 +201,28 @@ def _train(
         run.log(f"resumed after epoch {start_epoch}")
     if resume and ctx.is_main and run.truncate_metrics(start_epoch):  # later epochs are redone
         run.log(f"dropped metrics records after epoch {start_epoch}")
-    distributed.wrap(method.model, ctx, device)
-    src, tgt = (iter(s) if s is not None else None for s in streams)
     bar = Progress(cfg.epochs * n_steps, enabled=show, label=run.id, batch=cfg.batch_size)
-    on = f"{device.type} x{ctx.world}" if ctx.active else device.type
-    run.update_status(message=f"training {cfg.method} on {on}")
-    if ctx.active:
-        run.log(f"DDP: {ctx.world} processes, each {cfg.batch_size // ctx.world} of every batch")
     bar.skip(start_epoch * n_steps)
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if ctx.active:  # each rank its own dropout masks, fixed by (seed, rank, epoch): resumable
-            torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank * 1_009 + epoch)
-        logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx)
-        if not ctx.is_main:
-            continue
-        with distributed.unwrapped(method.model):
-            record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks)
-        best = _select(run, cfg, method, record, best)
-        save_checkpoint(run, method, sched, epoch, best, live)
+    src, tgt = (iter(s) if s is not None else None for s in streams)
+    run.update_status(message=f"training {cfg.method} on {ctx.describe(device)}")
+    with distributed.data_parallel(method.model, ctx, device, cfg.batch_size, run.log):
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            ctx.seed_epoch(cfg.seed, epoch)
+            logs = _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx)
+            if not ctx.is_main:
+                continue
+            with distributed.unwrapped(method.model):
+                record = _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks)
+            best = _select(run, cfg, method, record, best)
+            save_checkpoint(run, method, sched, epoch, best, live)
     bar.close()
-    distributed.unwrap(method.model)
     if ctx.is_main:
-        _finish(run, cfg, method, data, device, best, hooks)
+        finish(run, cfg, method, data, device, best, hooks)
         distributed.close()
 
 
 def _epoch(run, method, sched, src, tgt, n_steps, epoch, bar, ctx=None) -> dict[str, float]:
+    """One epoch of ``n_steps`` steps from the batch iterators ``src``, ``tgt`` (either None)."""
     ctx = ctx or distributed.Context()
     method.train()
     run_epochs = method.cfg.epochs
@@ -401,79 +272,9 @@ def _evaluate(run, cfg, method, data, device, epoch, n_steps, logs, hooks) -> di
         "mmd": None,
     }
     if hooks is not None:
-        record["mmd"] = hooks.epoch(epoch, _models(method))
+        record["mmd"] = hooks.epoch(epoch, models_of(method))
     run.append_metrics(record)
     status = run.status().get("progress") or {}
     status["mmd"] = record["mmd"]
     run.update_status(progress=status)
     return record
-
-
-def _regime_results(run, cfg, method, data, device, best) -> tuple[dict, pd.DataFrame]:
-    """Score dev and test with each regime's selected weights; evaluate each regime.
-
-    Returns ``{display name: results}`` and the headline regime's score table.
-    """
-    uses_target = METHODS.get(cfg.method).uses_target
-    out, tables, head = {}, {}, headline_regime(cfg)
-    for regime in sorted(regimes.REGIMES, key=lambda r: r != head):  # the headline first
-        epoch = best[regime]["epoch"]
-        if epoch not in tables:
-            method.model.load_state_dict(load_best(run, _weights_key(cfg, regime)))
-            method.model.eval()
-            tables[epoch] = score_frame(
-                data, lambda r: predict_scores(method.model, data, r, device)
-            )
-        res = evaluate_scores(data, tables[epoch], cfg, regime)
-        rule = regimes.selection_rule(regime, cfg.select)
-        name = regimes.display_name(regime, cfg.shots, uses_target)
-        out[name] = {"regime": regime, "selection": rule, "selected_epoch": epoch, **res}
-    head_epoch = best[head]["epoch"]
-    method.model.load_state_dict(load_best(run))  # analysis uses the headline's weights
-    method.model.eval()
-    return out, tables[head_epoch]
-
-
-def _models(method: Method) -> dict[str, FASModel]:
-    """The models the analysis looks at: the teacher and, for a student run, the student."""
-    models = {"teacher": method.teacher or method.model}
-    if method.role == "student":
-        models["student"] = method.model
-    return models
-
-
-def _finish(run, cfg, method, data, device, best, hooks) -> None:
-    run.update_status(message="scoring the test sets")
-    results, scores = _regime_results(run, cfg, method, data, device, best)
-    run.write_table("scores", scores)
-    head = next(iter(results.values()))
-    final = {
-        "regime": next(iter(results)),
-        "selected_epoch": head["selected_epoch"],
-        "select": head["selection"],
-        "level": cfg.level,
-        "threshold_rule": f"EER threshold of the {head['threshold_from'].replace('_', ' ')} split "
-        "(at the scoring level), applied to the target test split; the source test split uses "
-        "the source dev threshold; hter_oracle uses the test split's own EER, reference only",
-        "label_budget": head["label_budget"],
-        "preprocessing": {m: read_preprocessing(m) for m in cfg.data},
-        "shots": data.shots,
-        **{k: head[k] for k in ("target_test", "source_test") if k in head},
-        "regimes": results,
-    }
-    run.write_json("final", final)
-    hter = (final.get("target_test") or {}).get("hter")
-    run.log(f"{final['regime']}: selected epoch {head['selected_epoch']}; target test HTER {hter}")
-    if hooks is not None:
-        run.update_status(message="analysing embeddings")
-        samples, images = data.analysis_samples()
-        threshold = (final.get("target_test") or {}).get("threshold")
-        hooks.finish(run, _models(method), samples, images, device=str(device), seed=cfg.seed,
-                     threshold=threshold)  # fmt: skip
-    run.update_status(
-        state="done",
-        message="done",
-        finished=time.time(),
-        progress={**run.progress(), "fraction": 1.0, "eta_s": 0},
-    )
-    run.mark_done()

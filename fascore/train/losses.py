@@ -196,6 +196,25 @@ def mmd2(
     return mmd2_from_kernel(K, len(x), estimator)
 
 
+def class_mmd2(x: Tensor, y: Tensor, lx: Tensor, ly: Tensor, **options: object) -> Tensor:
+    """Class-conditional MMD²: the mean over classes c present on both sides of
+    ``mmd2(x[lx == c], y[ly == c], **options)``, x (N, D) with labels lx (N,), y (M, D) with ly (M,).
+
+    Aligns live with live and spoof with spoof, so a batch whose class mix differs between the
+    source and the target sides is not pulled towards the wrong class (Long et al., "Deep
+    transfer learning with joint adaptation networks", ICML 2017, align conditionals; here with
+    the labels both sides have). A class needs two samples a side for the unbiased and linear
+    estimators. Zero (with a gradient path) when no class qualifies.
+    """
+    need = 1 if options.get("estimator", "biased") == "biased" else 2
+    terms = [
+        mmd2(x[lx == c], y[ly == c], **options)
+        for c in torch.unique(torch.cat([lx, ly]))
+        if int((lx == c).sum()) >= need and int((ly == c).sum()) >= need
+    ]
+    return torch.stack(terms).mean() if terms else (x.sum() + y.sum()) * 0.0
+
+
 def _cos_matrix(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity of every row of a (N, D) with every row of b (M, D): (N, M)."""
     return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T

@@ -7,6 +7,7 @@ target's unsampled training rows are never loaded, so a method cannot see more t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from fascore.config import RunConfig
 from fascore.data.fewshot import sample_shots
-from fascore.data.images import ImageArray, load_images
+from fascore.data.images import FaceBatches, ImageArray, load_images
 from fascore.data.protocols import load_manifests
 from fascore.data.synth.cache import ensure_preset_data
 from fascore.errors import FascoreError
@@ -34,7 +35,9 @@ def protocol_parts(df: pd.DataFrame, cfg: RunConfig) -> tuple[pd.DataFrame, dict
     tgt = df[df["domain"] == cfg.target_domain]
     shots, record = (tgt.iloc[:0], {"unit": cfg.shot_unit, "k": 0, "videos": []})
     if cfg.shots != 0:
-        shots, record = sample_shots(tgt, cfg.shots, unit=cfg.shot_unit, seed=cfg.seed)
+        shots, record = sample_shots(
+            tgt, cfg.shots, unit=cfg.shot_unit, seed=cfg.seed, episode=cfg.episode
+        )
     shots = shots.assign(part="target_train")
     rest = tgt[tgt["split"] != "train"].assign(part=lambda d: "target_" + d["split"])
     tgt = pd.concat([shots, rest]).assign(role="target")
@@ -166,3 +169,39 @@ def target_metrics_problem(run: Run) -> str | None:
         f"no target metrics: {reason}, and the threshold's dev split and the test split need "
         "live and spoof images. Fix the manifest's splits (`python -m fascore validate`)"
     )
+
+
+def batch_streams(
+    cfg: RunConfig, method, data: TrainData, device, shard: tuple[int, int] = (0, 1)
+) -> list:
+    """Infinite seeded batch streams: [source or None, target or None]; on CUDA the uint8 cache
+    moves to the GPU once (when it fits) and batches come in ``channels_last``; with several
+    processes each rank takes its ``shard`` (rank, world) of every global batch."""
+    images = data.images.on_device(device)
+
+    def stream(part: str, salt: int) -> FaceBatches:
+        return FaceBatches(
+            images,
+            data.frame["y"].to_numpy(),
+            data.rows(part),
+            batch_size=cfg.batch_size,
+            augment=cfg.augment,
+            infinite=True,
+            seed=cfg.seed * 1000 + salt,
+            device=device,
+            shard=shard,
+            channels_last=device.type == "cuda",
+        )
+
+    return [
+        stream("source_train", 1) if method.uses_source else None,
+        stream("target_train", 2) if method.uses_target else None,
+    ]
+
+
+def steps_per_epoch(cfg: RunConfig, data: TrainData) -> int:
+    """One pass over the larger training stream, so every method gets the same step budget."""
+    if cfg.steps_per_epoch:
+        return cfg.steps_per_epoch
+    n = max(len(data.rows("source_train")), len(data.rows("target_train")))
+    return max(1, math.ceil(n / cfg.batch_size))

@@ -21,8 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from PIL import Image
-
+from fascore.data.decode import open_image
 from fascore.data.importers.base import (
     IMPORTERS,
     Box,
@@ -37,6 +36,10 @@ from fascore.errors import FascoreError
 
 LISTS = {"train": "metas/intra_test/train_label.json", "test": "metas/intra_test/test_label.json"}
 SPOOF_TYPE, ILLUMINATION, ENVIRONMENT, LIVE_SPOOF, VECTOR = 40, 41, 42, 43, 44
+FIRST = SPOOF_TYPE  # a label keeps the vector's values from here on: all the importer reads
+Label = tuple[int, ...]  # (spoof type, illumination, environment, live/spoof)
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
 BB_SUFFIX, BB_FRAME = "_BB.txt", 224
 KEY = re.compile(r"Data/(train|test)/(\d+)/(live|spoof)/([^/]+)")
 # spoof type (index 40) -> PAI species; the README's names: Photo, Poster, A4 (prints), Face
@@ -67,12 +70,64 @@ def read_bb_file(path: Path) -> dict[int, Box]:
     image = next((p for p in images if p.is_file()), None)
     if image is None:
         raise ValueError(f"no image beside {path.name}")
-    with Image.open(image) as im:
+    with open_image(image) as im:  # the header only, within the pixel limit
         width, height = im.size
     x, y, w, h = (float(v) for v in path.read_text().split()[:4])
     sx, sy = width / BB_FRAME, height / BB_FRAME
     box = round(x * sx), round(y * sy), round(w * sx), round(h * sy)
     return {0: box} if box[2] > 0 and box[3] > 0 else {}
+
+
+def _compact(value: object) -> Label | str:
+    """A label vector -> its last four values (all the importer reads), or why it is none."""
+    if not isinstance(value, list) or len(value) != VECTOR:
+        return f"label vector should hold {VECTOR} numbers"
+    if not all(type(v) is int for v in value):  # no bools, floats, lists or objects
+        return f"label vector should hold {VECTOR} whole numbers"
+    return tuple(value[FIRST:])
+
+
+def read_labels(path: Path) -> dict[str, Label | str]:
+    """A label file ``{"Data/...jpg": [44 integers], ...}`` -> {key: the vector's last four
+    values, or why the entry is unusable}, later duplicates winning (as ``json.load``).
+
+    Streamed entry by entry (``raw_decode``): memory is the file's text plus at most 400 bytes per
+    entry (``json.load`` holds every entry's 44-element list at once). A value nested too
+    deeply to parse, or text that is not a JSON object of entries, is one ``FascoreError``
+    naming the file."""
+    if not path.is_file():
+        raise FascoreError(f"{path} is missing; it ships with CelebA-Spoof (metas/).")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise FascoreError(f"{path} cannot be read ({err})") from None
+    labels: dict[str, Label | str] = {}
+    try:
+        pos = _expect(text, _SPACE.match(text).end(), "{", path)
+        if text[pos : pos + 1] == "}":
+            return labels
+        while True:
+            key, pos = _DECODER.raw_decode(text, pos)
+            if not isinstance(key, str):
+                raise FascoreError(f"{path} should map image paths to label vectors")
+            value, pos = _DECODER.raw_decode(text, _expect(text, pos, ":", path))
+            labels[key] = _compact(value)
+            pos = _SPACE.match(text, pos).end()
+            if text[pos : pos + 1] == "}":
+                return labels
+            pos = _expect(text, pos, ",", path)
+    except json.JSONDecodeError as err:
+        raise FascoreError(f"{path} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise FascoreError(f"{path} nests too deeply to hold label vectors") from None
+
+
+def _expect(text: str, pos: int, mark: str, path: Path) -> int:
+    """The position after ``mark`` (and the spaces around it) at ``pos``, else a FascoreError."""
+    pos = _SPACE.match(text, pos).end()
+    if text[pos : pos + 1] != mark:
+        raise FascoreError(f"{path} should map image paths to label vectors")
+    return _SPACE.match(text, pos + 1).end()
 
 
 def parse_where(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -106,11 +161,11 @@ class CelebaSpoof(Importer):
     def scan(self, root: Path, opts: ImportOptions) -> Scan:
         scan, domain = Scan(), domain_name(opts.where)
         for split, rel in LISTS.items():
-            for key, vector in self._labels(root / rel).items():
-                video = self._video(root, key, vector, split, domain)
+            for key, label in read_labels(root / rel).items():
+                video = self._video(root, key, label, split, domain)
                 if isinstance(video, str):
                     scan.skipped.append((f"{rel}: {key}", video))
-                elif self._kept(vector, opts.where):
+                elif self._kept(label, opts.where):
                     scan.videos.append(video)
         scan.videos, dev = carve_dev(scan.videos, opts.seed)
         scan.notes.append(f"dev split: {len(dev)} train subject(s) (seed {opts.seed})")
@@ -119,31 +174,21 @@ class CelebaSpoof(Importer):
         return scan
 
     @staticmethod
-    def _labels(path: Path) -> dict[str, list]:
-        if not path.is_file():
-            raise FascoreError(f"{path} is missing; it ships with CelebA-Spoof (metas/).")
-        try:
-            labels = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise FascoreError(f"{path} is not valid JSON ({err})") from None
-        if not isinstance(labels, dict):
-            raise FascoreError(f"{path} should map image paths to label vectors")
-        return labels
-
-    @staticmethod
-    def _kept(vector: list, where: tuple) -> bool:
-        if vector[LIVE_SPOOF] == 0:
+    def _kept(label: Label, where: tuple) -> bool:
+        if label[LIVE_SPOOF - FIRST] == 0:
             return True
-        return all(CONDITIONS[k][1].get(vector[CONDITIONS[k][0]]) in v for k, v in where)
+        return all(CONDITIONS[k][1].get(label[CONDITIONS[k][0] - FIRST]) in v for k, v in where)
 
-    def _video(self, root: Path, key: str, vector, split: str, domain: str) -> Video | str:
+    def _video(
+        self, root: Path, key: str, label: Label | str, split: str, domain: str
+    ) -> Video | str:
         """The image as a one-frame presentation, or why the entry cannot be used."""
         match = KEY.fullmatch(key)
         if not match or match.group(1) != split:
             return f"not a Data/{split}/<id>/<live|spoof>/<image> path"
-        if not isinstance(vector, list) or len(vector) != VECTOR:
-            return f"label vector should hold {VECTOR} numbers"
-        kind, species = vector[LIVE_SPOOF], SPECIES.get(vector[SPOOF_TYPE])
+        if isinstance(label, str):
+            return label
+        kind, species = label[LIVE_SPOOF - FIRST], SPECIES.get(label[SPOOF_TYPE - FIRST])
         if kind not in (0, 1) or species is None or (kind == 0) != (species == "none"):
             return "live/spoof label, spoof type and folder disagree"
         if (match.group(3) == "live") != (kind == 0):
@@ -153,7 +198,7 @@ class CelebaSpoof(Importer):
             return "listed, image not found"
         extra = [("domain", domain)]
         for column, (index, names) in CONDITIONS.items():
-            extra.append((column, names.get(vector[index], "none")))
+            extra.append((column, names.get(label[index - FIRST], "none")))
         return Video(
             path=path,
             rel=key[: -len(path.suffix)],

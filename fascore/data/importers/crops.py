@@ -11,6 +11,7 @@ import av
 import cv2
 import numpy as np
 
+from fascore.atomic import atomic_write_text
 from fascore.data.importers.base import IMAGES, MARKERS, Box, ImportOptions, Video, frame_indices
 from fascore.data.importers.detect import DETECTORS, square_crop
 from fascore.data.importers.frames import Decoded, count_frames, decode_frames
@@ -64,11 +65,11 @@ def _save(rgb: np.ndarray, path: Path) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def _save_marker(rec: dict, marker: Path) -> None:  # atomic: a marker is whole or absent
+def _save_marker(rec: dict, marker: Path) -> None:
+    """The video's record, written last and atomically: a marker is whole or absent, so a
+    resumed import trusts every video that has one."""
     marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rec))
-    tmp.replace(marker)
+    atomic_write_text(marker, json.dumps(rec))
 
 
 def _pass(video, wanted, boxes, detector, opts, out, decoded) -> tuple[list, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -14,9 +15,7 @@ from pathlib import Path
 
 import av
 import cv2
-import pandas as pd
 
-from fascore.data import manifest as mf
 from fascore.data.importers.base import IMPORTERS, ImportOptions, Scan, Video
 from fascore.data.importers.crops import process_video
 from fascore.data.importers.detect import check_detector, detector_record
@@ -105,8 +104,8 @@ def _collect(name: str, root: Path, scan: Scan, records: list[dict]) -> tuple:
 
 
 def _lost_by_split(scan: Scan, lost: list[dict], max_lost: float) -> tuple[dict, list[str]]:
-    counts = pd.Series([v.split for v in scan.videos]).value_counts().to_dict()
-    gone = pd.Series([entry["split"] for entry in lost], dtype=str).value_counts().to_dict()
+    counts = Counter(v.split for v in scan.videos)
+    gone = Counter(str(entry["split"]) for entry in lost)
     table = {
         split: {"videos": int(n), "lost": int(gone.get(split, 0)), "share": gone.get(split, 0) / n}
         for split, n in sorted(counts.items())
@@ -173,6 +172,11 @@ def run_import(
     """Import data set ``name`` from ``src`` into ``out``: images, manifest.csv and
     preprocessing.json. Unusable files are reported, never fatal; lost videos are listed.
     ``on_step(video_rel, total)`` is called as each video finishes (the CLI's progress bar)."""
+    # lazy: pandas (~1.5 s) is for writing the manifest, not for `import --help`
+    import pandas as pd
+
+    from fascore.data import manifest as mf
+
     importer = IMPORTERS.get(name)()
     check_detector(opts.detector)  # an unknown or missing detector fails here, before any work
     if opts.faces and not Path(opts.faces).is_dir():

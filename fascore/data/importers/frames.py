@@ -1,5 +1,10 @@
 """Reading frames: videos through PyAV (frame by frame, going on past a damaged packet) and
-still images (CelebA-Spoof) as one-frame videos, upright whatever way they were stored."""
+still images (CelebA-Spoof) as one-frame videos, upright whatever way they were stored.
+
+Both hold the pixel limit of every reader (``fascore.data.decode``) before decoding: a still
+image through ``decode_image`` (header first; a truncated file is refused, as training would
+refuse it), a video by its stream's frame size. A refusal is a ``ValueError``, which the
+import reports as that file's skip reason."""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
+
+from fascore.data.decode import check_pixels, decode_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -31,17 +37,24 @@ def count_frames(path: Path) -> int:
     if is_image(path):
         return 1
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = _checked_stream(container, path)
         if stream.frames > 0:
             return int(stream.frames)
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
+def _checked_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    """The first video stream, refused (``TooManyPixels``) when its frames are over the limit."""
+    if not container.streams.video:
+        raise ValueError(f"{path.name} holds no video stream")
+    stream = container.streams.video[0]
+    check_pixels(stream.codec_context.width, stream.codec_context.height, "a video frame")
+    return stream
+
+
 def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path.name} is not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """A still image as RGB (H, W, 3) uint8, through the one decoder of fascore."""
+    return np.asarray(decode_image(path))
 
 
 def decode_frames(
@@ -60,7 +73,7 @@ def decode_frames(
         return
     keep, last = set(wanted), max(wanted)
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = _checked_stream(container, path)
         stream.thread_type = "AUTO"
         i = 0  # decode order, as the data sets' annotation files count frames
         for packet in container.demux(stream):

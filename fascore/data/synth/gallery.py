@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from fascore.data.decode import decode_image
 from fascore.data.manifest import read_manifest
 from fascore.errors import FascoreError
 
@@ -25,8 +26,8 @@ def pick(df: pd.DataFrame, per_cell: int) -> list[str]:
 
 def _tile(path: str, size: int) -> Image.Image:
     try:
-        img = Image.open(path).convert("RGB")
-    except OSError as err:
+        img = decode_image(path)  # the one decoder, within the pixel limit
+    except (OSError, ValueError) as err:
         raise FascoreError(
             f"cannot read {path} ({err}); run `python -m fascore validate` on the manifest."
         ) from None

@@ -15,12 +15,15 @@ Normalising removes the feature scale, which drifts during training and differs 
 our backbones, which the scales 0.25 ... 4 cover from sharp to smooth. A median heuristic would
 change with the data itself, so per-epoch numbers would not be comparable.
 
-Unit of independence: frames of one video are near-duplicates, so a frame-level test rejects a
-true null far too often. Here the permutation test relabels whole **videos** (every frame of a
-video moves with it), the rows compared are sampled by whole videos, and the proxy A-distance's
-cross-validation folds are grouped by **subject** where the samples name one, else by video (a
-classifier never tests on an identity it trained on). ``tests/test_alignment.py`` checks both on
-a true null built from one domain's videos split in halves.
+Unit of independence: frames of one video are near-duplicates, and the videos of one subject
+share a face, so a test that moves frames, or even videos, rejects a true null far too often
+(on SynthFAS, splitting one domain's subjects in halves, permuting videos rejected at p < 0.05
+in 36-41 % of 200 nulls). Here the permutation test relabels whole **subjects** (every frame of
+every video of a subject moves together; whole videos where the samples name no subject), the
+rows compared are sampled by whole videos, and the proxy A-distance's cross-validation folds are
+grouped by subject too (else by video: a classifier never tests on an identity it trained on).
+``tests/test_alignment.py`` checks the rejection rate on 200 true nulls built from one domain's
+subjects split in halves.
 """
 
 from __future__ import annotations
@@ -253,8 +256,9 @@ def view_statistics(
 
     Returns the overall MMD² test, the same per class (live vs live, spoof vs spoof; their
     kernels are blocks of the view's one kernel matrix) and the proxy A-distance. ``videos``
-    (source, target) group the permutations; ``folds_by`` (source, target) group the proxy
-    A-distance's folds (subjects, or videos); without them each row is its own unit.
+    (source, target) name each row's exchangeable unit (subject, or video): they group the
+    permutations and, unless ``folds_by`` says otherwise, the proxy A-distance's folds; without
+    them each row is its own unit.
     """
     vs, vt = videos or (None, None)
     fs, ft = folds_by or (vs, vt)
@@ -294,15 +298,14 @@ def domain_statistics(
     labels = samples["label"].to_numpy()
     videos = _units(samples, "video")
     subjects = _units(samples, "subject")
-    folds = subjects if subjects is not None else videos
+    units = subjects if subjects is not None else videos  # the exchangeable unit (see above)
     views = {}
     for view in views_for(embeddings):
         a, b = VIEWS[view]
         zs, zt = embeddings[a][src], embeddings[b][tgt]
         stats = view_statistics(
             zs, zt, labels[src], labels[tgt], n_perm=n_perm, seed=seed, device=device,
-            videos=None if videos is None else (videos[src], videos[tgt]),
-            folds_by=None if folds is None else (folds[src], folds[tgt]),
+            videos=None if units is None else (units[src], units[tgt]),
         )  # fmt: skip
         views[view] = {"models": [a, b], **stats}
     sampling = {
@@ -311,7 +314,7 @@ def domain_statistics(
         "n_target": len(tgt),
         "seed": seed,
         "permutations": n_perm,
-        "unit": "video" if videos is not None else "frame",
+        "unit": "subject" if subjects is not None else ("video" if videos is not None else "frame"),
         "pad_folds_by": "subject"
         if subjects is not None
         else ("video" if videos is not None else "frame"),

@@ -1,10 +1,19 @@
 """Grad-CAM on the spoof decision (Selvaraju et al. 2017), through captum's ``LayerGradCam``.
 
 ``cam = ReLU(sum_k alpha_k A^k)``, ``alpha_k = mean_{ij} dS / dA^k_ij``, on the model's
-``gradcam_layer`` output ``A`` (B, K, h, w), then upsampled (bilinear) to the input size and
-divided by its per-image maximum, so every map lies in [0, 1]; a map with no positive evidence
-stays all zero (never NaN). An all-zero map is a finding, not a failure: no region of the layer
-pushes towards spoof, e.g. the decision rests on live evidence being absent.
+``gradcam_layer`` output ``A`` (B, K, h, w), then upsampled (bilinear) to the input size. Its
+values are spoof log-odds per cell of the layer's grid (to first order, the cells' sum is the
+layer's contribution to ``S``). Two scales map them to [0, 1] for display (``scale_maps``):
+
+- ``shared`` (the default): teacher and student maps of one image are divided by the same
+  number, the larger of their two maxima, so a model with little spoof evidence looks cool
+  beside one with much; the number is reported with the maps (log-odds per cell).
+- ``per-map``: each map divided by its own maximum (shape only: a model that calls the face live
+  with P(spoof) = 0.03 still shows a red peak somewhere).
+
+A map with no positive evidence stays all zero (never NaN). An all-zero map is a finding, not a
+failure: no region of the layer pushes towards spoof, e.g. the decision rests on live evidence
+being absent.
 
 The target ``S`` is one spoof score per image (``SpoofScore``): for a two-logit softmax head,
 ``S = z_spoof - z_live``, the log-odds of spoof, which is exactly what the decision thresholds.
@@ -80,8 +89,12 @@ def _normalise_maps(cam: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None) -> np.ndarray:
-    """Spoof Grad-CAM maps for normalised images x (B, 3, H, W) -> (B, H, W) float32 in [0, 1].
+def gradcam(
+    model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None, normalise: bool = True
+) -> np.ndarray:
+    """Spoof Grad-CAM maps for normalised images x (B, 3, H, W) -> (B, H, W) float32 >= 0:
+    each scaled to [0, 1] by its own maximum, or with ``normalise=False`` the raw values (spoof
+    log-odds per cell of the layer's grid; see the module doc).
 
     ``layer`` defaults to ``model.gradcam_layer``. The model runs in eval mode (restored after);
     parameters get no gradient (only the layer's output is differentiated).
@@ -93,7 +106,33 @@ def gradcam(model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None
         attr = LayerGradCam(SpoofScore(model), layer).attribute(x, relu_attributions=True)
     # LayerGradCam sums over channels: (B, 1, h, w); detach before resizing (no graph needed)
     cam = F.interpolate(attr.detach().float(), size=x.shape[-2:], mode="bilinear")[:, 0]
-    return _normalise_maps(cam.clamp_min(0)).cpu().numpy()
+    cam = cam.clamp_min(0)
+    return (_normalise_maps(cam) if normalise else cam).cpu().numpy()
+
+
+SCALES = ("shared", "per-map")
+
+
+def scale_maps(
+    raw: dict[str, np.ndarray], scale: str = "shared"
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Raw maps (B, H, W) >= 0 per model -> (maps in [0, 1], the raw value each map shows as 1,
+    (B,) per model).
+
+    ``shared``: every model's map of image b is divided by the largest raw value any model has
+    on image b; ``per-map``: each by its own maximum. An all-zero divisor leaves the map zero.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    peaks = {name: cam.reshape(len(cam), -1).max(axis=1) for name, cam in raw.items()}
+    if scale == "shared":
+        common = np.max(np.stack(list(peaks.values())), axis=0)
+        peaks = {name: common for name in raw}
+    out = {}
+    for name, cam in raw.items():
+        peak = peaks[name].reshape(-1, 1, 1)
+        out[name] = np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+    return out, peaks
 
 
 def _jet(v: np.ndarray) -> np.ndarray:
@@ -139,24 +178,36 @@ def to_unit(images: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
 
 
 def explain_samples(
-    models: dict[str, nn.Module], images: torch.Tensor | np.ndarray, *, alpha: float = 0.5
+    models: dict[str, nn.Module],
+    images: torch.Tensor | np.ndarray,
+    *,
+    alpha: float = 0.5,
+    scale: str = "shared",
 ) -> dict:
     """Grad-CAM of each model on the same uint8 images (B, 3, H, W), for side-by-side views.
 
     Images are resized to the first model's ``input_size`` (if it has one) and normalised as in
-    training. Returns ``{"images": uint8 (B, S, S, 3), name: {"cam": (B, S, S) float32,
+    training; maps are put on one ``scale`` (``scale_maps``: ``shared`` by the models, or
+    ``per-map``). Returns ``{"images": uint8 (B, S, S, 3), name: {"cam": (B, S, S) float32 in
+    [0, 1], "peak": (B,) the map's own raw maximum, "scale": (B,) the raw value shown as 1,
     "score": (B,) P(spoof), "overlay": uint8 (B, S, S, 3)}}`` per model.
     """
     first = next(iter(models.values()))
     size = getattr(first, "input_size", None) or int(images.shape[-1])
     x01 = to_unit(images, size)
     shown = np.rint(x01.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    out: dict = {"images": shown}
+    x = normalize(x01)
+    raw, scores = {}, {}
     for name, model in models.items():
-        x = normalize(x01)
-        cams = gradcam(model, x)
+        raw[name] = gradcam(model, x, normalise=False)
         with eval_mode(model), torch.no_grad():
-            score = spoof_probability(model(x.to(next(model.parameters()).device))).cpu().numpy()
-        overlays = np.stack([overlay(im, c, alpha) for im, c in zip(shown, cams, strict=True)])
-        out[name] = {"cam": cams, "score": score, "overlay": overlays}
+            logits = model(x.to(next(model.parameters()).device))
+        scores[name] = spoof_probability(logits).cpu().numpy()
+    cams, divisors = scale_maps(raw, scale)
+    out: dict = {"images": shown}
+    for name, cam in cams.items():
+        overlays = np.stack([overlay(im, c, alpha) for im, c in zip(shown, cam, strict=True)])
+        peak = raw[name].reshape(len(cam), -1).max(axis=1)
+        out[name] = {"cam": cam, "peak": peak, "scale": divisors[name], "score": scores[name]}
+        out[name]["overlay"] = overlays
     return out

@@ -19,20 +19,21 @@ partition at the first submission.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from fascore.config import RunConfig
 from fascore.devices import NO_SLOT_ENV
 from fascore.errors import FascoreError
-from fascore.jobs.launchers import LAUNCHERS, REPO_ROOT, Launcher
+from fascore.jobs.launchers import LAUNCHERS, Launcher
+from fascore.jobs.slurm.job import TrainJob
 from fascore.jobs.slurm.options import SlurmOptions, load_options
+from fascore.jobs.submission import prepare_submission
 from fascore.store.runs import ACTIVE_STATES, RUNS_ENV, STATE_PROBES, Run, RunStore
 
 #: submitit's folder (sbatch scripts, pickles, Slurm's own stdout/stderr) inside the run store.
@@ -126,45 +127,6 @@ def wait_gone(job_id: str, timeout_s: float) -> bool:
     return False
 
 
-# -- what the job runs -----------------------------------------------------------------------------
-class TrainJob:
-    """The callable submitit runs on the compute node: ``python -m fascore ARGV`` with its output
-    appended to the run's log. ``checkpoint`` (submitit's hook on timeout or preemption) requeues
-    the same job, which continues from the run's last checkpoint (``--resume``)."""
-
-    def __init__(self, run_path: str, argv: list[str], env: dict[str, str], python: str) -> None:
-        self.run_path, self.argv, self.env, self.python = run_path, argv, env, python
-
-    def __call__(self) -> int:
-        run = Run(Path(self.run_path))
-        if not run.path.is_dir():
-            raise FascoreError(f"run folder {run.path} is not visible on {os.uname().nodename}")
-        env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        job = env.get("SLURM_ARRAY_JOB_ID")
-        job = f"{job}_{env['SLURM_ARRAY_TASK_ID']}" if job else env.get("SLURM_JOB_ID", "?")
-        run.log(f"slurm job {job} started on {os.uname().nodename}")
-        with open(run.file("log"), "ab") as log:
-            proc = subprocess.run(
-                [self.python, "-m", "fascore", *self.argv], cwd=REPO_ROOT, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                # USR2 is for submitit (checkpoint and requeue), not the trainer: it would die
-                preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN),
-            )  # fmt: skip
-        if proc.returncode != 0 and run.status().get("state") not in ("cancelled",):
-            raise FascoreError(
-                f"training exited with status {proc.returncode}; see {run.file('log')}"
-            )
-        return proc.returncode
-
-    def checkpoint(self, *args: Any, **kwargs: Any):
-        import submitit
-
-        Run(Path(self.run_path)).log("slurm job preempted or timed out: requeued, will resume")
-        return submitit.helpers.DelayedSubmission(TrainJob(self.run_path, self.argv, self.env,
-                                                           self.python))  # fmt: skip
-
-
 # -- submission ------------------------------------------------------------------------------------
 def check_sbatch() -> None:
     _slurm(["sbatch", "--version"])
@@ -181,6 +143,10 @@ def check_partition(partition: str | None) -> None:
         raise FascoreError(
             f"unknown Slurm partition {partition!r}; this cluster has: {', '.join(names) or 'none'}"
         )
+
+
+#: srun's own words when it cannot reach the controller or allocate: the probe never ran.
+SLURM_REFUSED = re.compile(r"(srun|salloc|sbatch): error: .*(Unable to|Invalid|controller|allocat)")
 
 
 def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 120.0) -> None:
@@ -208,6 +174,12 @@ def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 
             time.sleep(0.25)
         if out.returncode != 0 or token.name not in out.stdout or not answer.exists():
             why = (out.stderr.strip().splitlines() or ["the token was not read back"])[-1]
+            if out.returncode != 0 and SLURM_REFUSED.search(out.stderr):  # the probe never ran
+                raise FascoreError(
+                    f"Slurm could not run a one-task probe job on partition "
+                    f"{opts.partition or '(default)'} ({why}); check that this machine reaches "
+                    "the cluster (`sinfo`, `squeue`), or use --launcher local"
+                )
             raise FascoreError(
                 f"the compute nodes of partition {opts.partition or '(default)'} cannot see the run "
                 f"store {store.root.resolve()} ({why}). Put the store on a filesystem the nodes "
@@ -220,7 +192,7 @@ def check_store_visible(store: RunStore, opts: SlurmOptions, timeout_s: float = 
 
 
 def _executor(store: RunStore, opts: SlurmOptions, name: str, dependency: str | None):
-    import submitit
+    import submitit  # lazy: submitit loads only when a job is submitted or cancelled
 
     folder = store.root.resolve() / SUBMITIT_DIR
     try:
@@ -268,7 +240,7 @@ def submit_array(
 ) -> list[str]:
     """Submit ``(run, argv)`` items as one Slurm job array (one job if a single item), each task
     waiting ``afterok`` on the job ids in ``after``; records each run's job id, returns them."""
-    import submitit
+    import submitit  # lazy: as in _executor
 
     deps = "afterok:" + ":".join(after) if after else None
     name = "fascore-" + (runs[0][0].id if len(runs) == 1 else f"array{len(runs)}")
@@ -302,12 +274,57 @@ def submit_array(
     return ids
 
 
-def _slurm_job_of(run: Run) -> str | None:
+def slurm_job_of(run: Run) -> str | None:
     """The Slurm job id of a run that is still queued or running under Slurm (for afterok)."""
     status = run.status()
     if status.get("launcher") == "slurm" and run.state() in ACTIVE_STATES:
         return status.get("slurm_job")
     return None
+
+
+def _levels(deps: dict[str, list[str]]) -> dict[str, int]:
+    """0 for runs depending on no run of the plan, else 1 + their deepest dependency's level."""
+    level: dict[str, int] = {}
+
+    def depth(rid: str, seen: tuple[str, ...] = ()) -> int:
+        if rid not in level:
+            inside = [d for d in deps.get(rid, []) if d in deps and d not in seen]
+            level[rid] = 1 + max((depth(d, (*seen, rid)) for d in inside), default=-1)
+        return level[rid]
+
+    for rid in deps:
+        depth(rid)
+    return level
+
+
+def submit_arrays(
+    items: list[tuple[RunConfig, list[str]]],
+    store: RunStore,
+    opts: SlurmOptions,
+    retry_failed: bool = True,
+) -> list[Run]:
+    """Submit ``(config, run ids it depends on)`` items as one job array per dependency level;
+    returns the plan's runs in plan order. Runs already queued, running or done are left alone;
+    an interrupted run with a checkpoint resumes from it; failed and cancelled runs start again
+    unless ``retry_failed`` is False (the sweep reports them instead)."""
+    runs = {cfg.run_id(): store.run(cfg.run_id()) for cfg, _ in items}
+    deps = {cfg.run_id(): list(d) for cfg, d in items}
+    before = {rid: run.state() if run.has("config") else "new" for rid, run in runs.items()}
+    resume = {r for r, s in before.items() if s == "interrupted" and runs[r].has("checkpoint")}
+    skip = set() if retry_failed else {r for r, s in before.items() if s in ("failed", "cancelled")}
+    fresh = [cfg for cfg, _ in items if cfg.run_id() not in skip
+             and prepare_submission(cfg, store, launcher="slurm")]  # fmt: skip
+    level = _levels(deps)
+    jobs: dict[str, str] = {}
+    for lv in sorted({level[c.run_id()] for c in fresh}):
+        todo = [c.run_id() for c in fresh if level[c.run_id()] == lv]
+        after = sorted({j for rid in todo for d in deps[rid]
+                        if (j := jobs.get(d) or slurm_job_of(store.run(d)))})  # fmt: skip
+        argv = [(runs[r], ["train", "--run", r, *(["--resume"] if r in resume else [])])
+                for r in todo]  # fmt: skip
+        for rid, job in zip(todo, submit_array(store, argv, opts, after), strict=True):
+            jobs[rid] = job
+    return [runs[cfg.run_id()] for cfg, _ in items]
 
 
 @LAUNCHERS.register("slurm")
@@ -337,12 +354,12 @@ class SlurmLauncher(Launcher):
         store, opts = RunStore(run.path.parent), self._options(run)
         self.check(store, opts)
         teacher = RunConfig.from_dict(run.config()).teacher if run.has("config") else None
-        after = [j for j in [_slurm_job_of(store.run(teacher))] if j] if teacher else []
+        after = [j for j in [slurm_job_of(store.run(teacher))] if j] if teacher else []
         submit_array(store, [(run, argv)], opts, after)
         return {"pid": None, "pgid": None}
 
     def stop(self, run: Run, grace_s: float) -> None:
-        import submitit
+        import submitit  # lazy: as in _executor
 
         job = run.status().get("slurm_job")
         if not job:
@@ -381,8 +398,6 @@ class SlurmLauncher(Launcher):
         self, items: list[tuple[RunConfig, list[str]]], store: RunStore, **kw: Any
     ) -> list[Run]:
         """A plan as job arrays with ``afterok`` dependencies (see ``fascore.jobs.slurm.plan``)."""
-        from fascore.jobs.slurm.plan import submit_plan
-
         opts = self.options or load_options(store.root)
         self.check(store, opts)
-        return submit_plan(items, store, opts, **kw)
+        return submit_arrays(items, store, opts, **kw)
