@@ -281,3 +281,5 @@ def test_a_saved_case_becomes_a_report_section(tmp_path):
     assert "Where the shift lives" in html and "error per attribute value" in html
     student.file("cases").write_text("{not json")
     assert read_cases(student) == []
+    student.file("cases").write_text('{"cases": [{"params": {"sel": 3}, "samples": "1-2"}]}')
+    assert read_cases(student) == [] and student.problem() is None  # unfit: no case, run fine

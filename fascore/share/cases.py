@@ -30,15 +30,15 @@ MAX_CASES = 20
 
 def read_cases(run: Run) -> list[dict]:
     """The run's saved cases, oldest first (an unreadable file reads as none)."""
-    cases = run.read_json("cases")
-    return [c for c in cases if isinstance(c, dict)] if isinstance(cases, list) else []
+    doc = run.read_json("cases")  # checked against its schema: an unfit file reads as None
+    return list(doc["cases"]) if doc else []
 
 
 def add_case(run: Run, params: dict[str, str], samples: list[int]) -> dict:
     """Save one selection as a case (the newest ``MAX_CASES`` are kept); returns it."""
     case = {"created": time.time(), "params": dict(params), "samples": compact_ids(samples),
             "n": len(set(samples))}  # fmt: skip
-    run.write_json("cases", (read_cases(run) + [case])[-MAX_CASES:])
+    run.write_json("cases", {"cases": (read_cases(run) + [case])[-MAX_CASES:]})
     return case
 
 

@@ -282,6 +282,9 @@ METRICS_LINE = Obj(
     },
     required=("epoch",),
 )
+CASE = Obj({"created": Num(), "params": Obj(rest=Str()), "samples": Str(), "n": Int()},
+           required=("params", "samples"))  # fmt: skip
+CASES = Obj({"cases": ListOf(CASE)}, required=("cases",))  # the Shift debugger's saved cases
 #: Run-file key (``fascore.store.runs.FILES``) -> its schema.
 SCHEMAS: dict[str, Obj] = {
     "status": STATUS,
@@ -290,6 +293,7 @@ SCHEMAS: dict[str, Obj] = {
     "alignment": ALIGNMENT,
     "shots": SHOTS,
     "metrics": METRICS_LINE,
+    "cases": CASES,
 }
 
 
