@@ -179,11 +179,18 @@ def test_clicking_an_error_slice_selects_its_samples(server, browser):
     student = runs[1]
     page = _open(browser, f"{url}/shift?run={student.id}")
     table = page.locator(".st-key-sh_slices [data-testid='stDataFrame']").first
-    table.evaluate("e => e.scrollIntoView({block: 'center'})")
-    page.wait_for_timeout(300)
-    box = table.bounding_box()
-    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # the first row's selection cell
-    page.wait_for_url(re.compile(r".*sel=slice.*"), timeout=30_000)
+    table.locator("canvas").first.wait_for(timeout=30_000)
+    for attempt in range(3):  # the grid is a canvas: a click before it is painted is lost
+        table.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(800)
+        box = table.bounding_box()
+        page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # the first row's selection cell
+        try:
+            page.wait_for_url(re.compile(r".*sel=slice.*"), timeout=15_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's timeout; try the click again
+            if attempt == 2:
+                raise
     _settle(page)
     data = load_shift(student)
     s = data.samples
