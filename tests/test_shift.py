@@ -262,6 +262,7 @@ def test_a_run_without_analysis_is_one_readable_error(fake_runs, tmp_path):
 
 
 # -- cases in the report --------------------------------------------------------------------------
+@pytest.mark.slow  # a store with weights and three Grad-CAMs (~7 s)
 def test_a_saved_case_becomes_a_report_section(tmp_path):
     from fascore.share.cases import add_case, read_cases
     from fascore.share.report import build_report
