@@ -94,6 +94,15 @@ def _summary(table: pd.DataFrame) -> None:
     cols[3].metric("⚠️ stopped", stopped, help="failed, cancelled or interrupted: resume on Train")
 
 
+def _stage(epoch: int, epochs: int) -> str:
+    """``epoch 3/8``; before the first epoch "starting"; after the last, the analysis."""
+    if not epochs:
+        return "starting"
+    if epoch >= epochs:
+        return f"epoch {epoch}/{epochs} done, scoring and analysis"
+    return f"epoch {epoch}/{epochs}"
+
+
 def _progress(group: pd.DataFrame) -> None:
     """Runs done and left of the batch still going (``watch.current_batch``), each running run's
     epoch, and the time left at the pace so far."""
@@ -104,13 +113,19 @@ def _progress(group: pd.DataFrame) -> None:
         [(r.id, r.state(), r.status(), c) for r, c in zip(runs, created, strict=True)]
     )
     p = watch.group_progress(batch)
-    epochs = ", ".join(f"`{rid}` epoch {e}/{n}" for rid, e, n in p.running) or "none yet"
+    epochs = ", ".join(f"`{rid}` {_stage(e, n)}" for rid, e, n in p.running) or "none yet"
     if p.remaining_s is None:
         eta = "time left: measured once the first epoch ends"
+    elif p.per_run_s is not None:
+        eta = (
+            f"about {ui.duration(p.remaining_s)} left at the pace so far (a finished run took "
+            f"{ui.duration(p.per_run_s)} on this machine, analysis included)"
+        )
     else:
         eta = (
-            f"about {ui.duration(p.remaining_s)} left at the pace so far "
-            f"({ui.duration(p.elapsed_s)} for {p.fraction:.0%} of the epochs)"
+            f"at least {ui.duration(p.remaining_s)} left at the pace so far "
+            f"({ui.duration(p.elapsed_s)} for {p.fraction:.0%} of the epochs; each run's "
+            "analysis after its last epoch comes on top)"
         )
     st.progress(p.fraction, text=f"{p.done} of {p.done + p.left} runs done, {p.left} left · {eta}")
     st.caption(f"Running: {epochs}.")

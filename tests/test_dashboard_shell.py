@@ -133,7 +133,11 @@ def test_group_progress_estimates_from_the_pace_so_far():
 
     assert remaining_time(100.0, 0.25) == pytest.approx(300.0) and remaining_time(5.0, 0) is None
     runs = [
-        ("t", "done", {"started": 900.0, "progress": {"epoch": 8, "epochs": 8, "fraction": 1.0}}),
+        (
+            "t",
+            "done",
+            {"started": 900.0, "finished": 950.0, "progress": {"epochs": 8, "fraction": 1.0}},
+        ),
         (
             "a",
             "running",
@@ -150,7 +154,11 @@ def test_group_progress_estimates_from_the_pace_so_far():
     assert (p.done, p.left, p.running) == (2, 2, (("a", 4, 8),))
     # 8 + 4 + 0 + 2 epochs of 8 + 8 + 8 + 2 (a failed run brings no more): 14/26 in 100 s
     assert p.fraction == pytest.approx(14 / 26) and p.elapsed_s == pytest.approx(100.0)
-    assert p.remaining_s == pytest.approx(100.0 * 12 / 14)
+    # t took 50 s: b (queued) will too; a is half-way after 50 s: 50 s more at its own pace
+    assert p.per_run_s == pytest.approx(50.0) and p.remaining_s == pytest.approx(100.0)
+    before = group_progress(runs[1:], now=1000.0)  # nothing finished yet: the epochs' pace
+    # 4 + 0 + 2 of 8 + 8 + 2 epochs in 50 s: a third, so twice that again
+    assert before.per_run_s is None and before.remaining_s == pytest.approx(100.0)
     assert group_progress([("q", "queued", {})], now=1.0).remaining_s is None
     # the batch still going: active runs and those finished since the first of them was submitted
     old = ("o", "done", {"finished": 100.0})

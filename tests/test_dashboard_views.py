@@ -387,3 +387,18 @@ def test_the_run_table_reads_only_runs_whose_files_changed(fake, fake_root, monk
     final.write_text(final.read_text())  # a new mtime: that run, and only it, is read again
     ui.runs_table()
     assert reads == [fake[0]]
+
+
+def test_a_runs_threshold_rule_reads_in_a_few_words_old_and_new():
+    """Captions quote the rule each run recorded (older runs: the source dev EER; newer ones may
+    record the shots rule), never a rule the page assumes."""
+    from fascore.share.numbers import threshold_text
+
+    old = (
+        "EER threshold of the source dev split (at the scoring level), applied to the target "
+        "test split; the source test split uses the source dev threshold"
+    )
+    assert threshold_text({"threshold_rule": old}) == "EER threshold of the source dev split"
+    new = "midpoint of the k shots' class means (at the scoring level), applied to the target"
+    assert threshold_text({"threshold_rule": new}) == "midpoint of the k shots' class means"
+    assert threshold_text({}) == "threshold rule not recorded"

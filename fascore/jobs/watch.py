@@ -1,6 +1,13 @@
 """How far a group of submitted runs (an experiment, e.g. the demo) has got, read from their
 status files: runs done and left, each running run's epoch, and the time left at the pace
 measured so far (the Overview page shows it while jobs run). Pure: no torch, no Streamlit.
+
+The estimate, once a run of the batch has finished, is per run: each queued run takes the mean
+wall time of the finished ones (training, scoring and the analysis after the last epoch, which
+the epoch count cannot see: ~40 % of a demo run), and each running one the larger of that mean
+less its own elapsed time and the rest of its epochs at its own pace. Runs are taken to run one
+after another, as the local launcher runs them on one device. Before any run has finished, the
+epochs so far set the pace (``remaining_time``), which leaves out the analysis still to come.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ class Progress:
     fraction: float  # epochs finished over all epochs of the group, in [0, 1]
     elapsed_s: float | None  # wall time since the first run started
     remaining_s: float | None  # estimate at the pace measured so far; None before any epoch
+    per_run_s: float | None = None  # mean wall time of the finished runs, when there are some
 
 
 def remaining_time(elapsed_s: float, fraction: float) -> float | None:
@@ -63,7 +71,33 @@ def group_progress(runs: list[tuple[str, str, dict]], now: float | None = None) 
     )
     left = sum(state in ACTIVE for _, state, _ in runs)
     remaining = remaining_time(elapsed, fraction) if elapsed is not None else None
-    return Progress(len(runs) - left, left, running, fraction, elapsed, remaining)
+    per_run = _mean_duration(runs)
+    if per_run is not None:
+        remaining = sum(_run_rest(state, s, per_run, now) for _, state, s in runs)
+    return Progress(len(runs) - left, left, running, fraction, elapsed, remaining, per_run)
+
+
+def _mean_duration(runs: list[tuple[str, str, dict]]) -> float | None:
+    """Mean wall time (finished - started) of the done runs; None when none has finished."""
+    spans = [
+        float(s["finished"]) - float(s["started"])
+        for _, state, s in runs
+        if state == "done" and s.get("finished") and s.get("started")
+    ]
+    return sum(spans) / len(spans) if spans else None
+
+
+def _run_rest(state: str, status: dict, per_run: float, now: float) -> float:
+    """Wall time one run still needs: a queued run the mean, a running one the larger of the
+    mean less its elapsed time and the rest of its epochs at its own pace; others nothing."""
+    if state == "queued":
+        return per_run
+    if state != "running":
+        return 0.0
+    elapsed = now - float(status.get("started") or now)
+    fraction = float((status.get("progress") or {}).get("fraction") or 0.0)
+    own = remaining_time(elapsed, fraction) or 0.0
+    return max(per_run - elapsed, own, 0.0)
 
 
 def current_batch(runs: list[tuple[str, str, dict, float]]) -> list[tuple[str, str, dict]]:

@@ -52,9 +52,11 @@ def delta_table_percent(deltas: pd.DataFrame) -> pd.DataFrame:
 
 def threshold_text(final: dict | None) -> str:
     """A run's headline threshold rule in a few words, as the run recorded it in final.json
-    (``threshold_rule``: "EER threshold of the source dev split (at the scoring level), ..." ->
-    "EER threshold of the source dev split"); "threshold rule not recorded" for older runs."""
+    (``threshold_rule``: "EER threshold of the target dev split (extra target labels) (at the
+    scoring level), applied to ...; ..." -> "EER threshold of the target dev split (extra target
+    labels)"); "threshold rule not recorded" for older runs."""
     rule = (final or {}).get("threshold_rule")
     if not isinstance(rule, str) or not rule.strip():
         return "threshold rule not recorded"
-    return rule.split(" (")[0].split(";")[0].strip()
+    head = rule.split(";")[0].split(", applied to")[0]
+    return head.replace(" (at the scoring level)", "").strip()
