@@ -148,4 +148,4 @@ def test_train_page_launches_a_sweep_in_the_background(store, monkeypatch):
     assert argv[argv.index("--out") + 1] == str(store.root / "sweeps" / "sw1")
     _widget(at, "text_input", "Sweep over shots (optional)").set_value("1 five")
     _widget(at, "button", "Launch").click().run()
-    assert any("shots must be whole numbers" in str(e.value) for e in at.error) and len(calls) == 1
+    assert any("shots must be a whole number" in str(e.value) for e in at.error) and len(calls) == 1

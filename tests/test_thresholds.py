@@ -12,6 +12,7 @@ from fascore.store.runs import RunStore
 from fascore.train import loop as training
 from fascore.train import regimes
 from fascore.train.checkpoint import save_best
+from fascore.train.methods import METHODS
 from fascore.train.models import create_model
 from fascore.train.teacher import load_teacher
 from tests.helpers import stripe_manifest
@@ -122,7 +123,8 @@ def test_a_target_dev_selected_teacher_never_reaches_a_few_shot_row(manifest, st
     teacher, _ = _fake_teacher(store, manifest, "target-dev")
     student = _cfg(manifest, method="finetune", teacher=teacher.id, shots=1)
     model, frozen = training.build_model(student, teacher)
-    for net in (model, frozen):  # the frozen teacher and the student's initialisation
+    method = METHODS.get(student.method)(student, model, frozen)  # starts from the teacher
+    for net in (method.model, method.teacher):  # the student's initialisation and the teacher
         assert all((p == -1.0).all() for p in net.parameters())
     assert all((p == -1.0).all() for p in load_teacher(teacher).parameters())
 
