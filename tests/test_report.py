@@ -12,6 +12,7 @@ from fascore.cli import main
 from fascore.errors import FascoreError
 from fascore.share import htmldoc, links, report, report_tables, samples
 from fascore.share.figures import fmt_ci
+from fascore.share.numbers import p_value_text
 from fascore.train.models import create_model
 from tests.fakes import make_fake_store
 
@@ -150,9 +151,8 @@ def test_p_values_at_the_permutation_floor_read_as_bounds(page, fake_runs):
     assert p == pytest.approx(1 / 201)  # the fake domains differ: no permutation reaches them
     assert "&lt; 0.005 (200 permutations)" in page
     assert "0.004975" not in page and "0.00497" not in page
-    assert report_tables.fmt_p_value(1 / 1001, 1000) == "< 0.001 (1000 permutations)"
-    assert report_tables.fmt_p_value(7 / 201, 200) == "0.035 (200 permutations)"
-    assert report_tables.fmt_p_value(None, 200) == "—"
+    assert p_value_text(1 / 1001, 1000) == "< 0.001 (1000 permutations)"  # the one formatter
+    assert p_value_text(7 / 201, 200) == "0.035" and p_value_text(None, 200) == "—"
 
 
 def test_the_shots_section_is_a_table_not_json(page, fake_runs):

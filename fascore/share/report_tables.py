@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
 from fascore.eval.compare import METRICS
 from fascore.share.figures import fmt_ci, mmd_table
+from fascore.share.numbers import p_value_text
 
 #: How each regime picks its threshold and epoch, in words (``final.json`` regime blocks).
 REGIME_NOTE = {
@@ -126,30 +126,12 @@ def mmd_report_table(alignment: dict | None) -> pd.DataFrame:
     return table.assign(
         **{
             "MMD²": [f"{v:.4f}" if v == v and v is not None else "—" for v in table["MMD²"]],
-            "p-value": [fmt_p_value(p, n_perm) for p in table["p-value"]],
+            "p-value": [p_value_text(p, n_perm) for p in table["p-value"]],
             "proxy A-distance": [
                 f"{v:.2f}" if v == v and v is not None else "—" for v in table["proxy A-distance"]
             ],
         }
     )
-
-
-def fmt_p_value(p: float | None, permutations: int | None = None) -> str:
-    """A permutation test's p-value for reading: ``< 0.005 (200 permutations)`` at the test's
-    floor 1 / (n + 1) (the smallest p it can give: no permuted statistic reached the observed
-    one), else ``0.035 (200 permutations)``; an em dash when missing."""
-    if p is None or not np.isfinite(p):
-        return "—"
-    tail = f" ({permutations} permutations)" if permutations else ""
-    if permutations and p <= 1.0 / (permutations + 1) * (1 + 1e-9):
-        return f"< {_round_up(1.0 / (permutations + 1))}{tail}"
-    return (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}") + tail
-
-
-def _round_up(x: float) -> str:
-    """``x`` rounded up to one significant digit, as text (0.004975 -> 0.005, 0.000999 -> 0.001)."""
-    exp = int(np.floor(np.log10(x)))
-    return f"{np.ceil(x / 10.0**exp - 1e-9) * 10.0**exp:.1g}"
 
 
 def delta_rows(deltas: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
