@@ -155,6 +155,7 @@ def _halves(rng, z, videos):
     return z[left], z[~left], videos[left], videos[~left]
 
 
+@pytest.mark.slow
 def test_video_permutation_test_is_calibrated_on_a_true_null():
     """Over 100 nulls, the video-level test rejects at 5 % within the binomial band; the
     frame-level test on the same data rejects far more often (so the data can tell them apart)."""
