@@ -5,8 +5,9 @@ refuses), before and after the lazy command modules (issue 20).
 "Before" is a checkout of the commit before the change (``--before DIR``, e.g. made with
 ``git worktree add --detach /tmp/fascore-before 3ab2788``); "after" is this checkout. Each command
 runs ``--repeat`` times in a fresh interpreter, alternating before and after so both see the same
-machine load; the table shows medians. Peak memory is the child's maximum resident set
-(``wait4``'s ``ru_maxrss``). CPU time (user + system) depends far less on the machine's load than
+machine load; the table shows medians. Peak memory is the child's own high-water resident set
+(``VmHWM``, read at its exit; ``wait4``'s ``ru_maxrss`` would count this script's memory, which a
+forked child inherits). CPU time (user + system) depends far less on the machine's load than
 wall time, so it is the fairer figure on a shared machine.
 
     python -m bench.bench_cli --before /tmp/fascore-before --store /tmp/demo-store [--repeat 5]

@@ -243,6 +243,7 @@ def test_cli_refuses_unfinished_and_unknown_runs(tmp_path, monkeypatch, capsys):
     assert "python -m fascore runs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_tiny_store_runs_are_analysed_and_reanalysable(tiny_store, monkeypatch, capsys):
     monkeypatch.setenv("FASCORE_RUNS_DIR", str(tiny_store))
     runs = RunStore(tiny_store).runs()

@@ -307,6 +307,7 @@ def test_run_picker_follows_and_writes_the_link(fake):
 
 
 # -- on real runs (the lead's tiny demo experiment) -----------------------------------------------
+@pytest.mark.slow
 def test_overview_and_train_on_real_runs(tiny_store, monkeypatch):
     monkeypatch.setenv("FASCORE_RUNS_DIR", str(tiny_store))
     monkeypatch.delenv("FASCORE_SHARE", raising=False)

@@ -104,6 +104,7 @@ def _edited(manifest: Path, out: Path, edit) -> Path:
 
 
 # -- 1, 2, 3: one owner per run ------------------------------------------------------------------
+@pytest.mark.slow
 def test_1_train_refuses_a_run_a_live_trainer_owns(store, manifest):
     """A real trainer (a student waiting for its queued teacher) owns its run; a second `train`
     of the same run refuses and deletes nothing."""

@@ -191,6 +191,7 @@ def _cue_images(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.T
     return torch.from_numpy(np.clip(x, 0, 255).astype(np.uint8)), torch.from_numpy(y)
 
 
+@pytest.mark.slow
 def test_gradcam_points_at_the_spoof_cue():
     rng = np.random.default_rng(0)
     (x_train, y_train), (x_test, y_test) = _cue_images(384, rng), _cue_images(64, rng)

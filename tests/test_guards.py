@@ -124,6 +124,7 @@ def test_labels_are_exactly_live_spoof_or_0_1(manifest, tmp_path):
         metrics.ScoreSet(np.array([0.0, 1.0, 0.7]), np.array([0.1, 0.9, 0.5]))
 
 
+@pytest.mark.slow
 def test_every_run_reports_both_regimes_with_their_label_budgets(manifest, store):
     teacher = training.train(_cfg(manifest), store, progress=False)
     student = training.train(

@@ -114,6 +114,7 @@ def test_faces_dir_boxes_are_used_for_any_data_set(tmp_path):
 # -- no silent loss ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_retry_on_more_frames_then_lost_videos_are_named_everywhere(tmp_path, capsys):
     root = casia_fasd(tmp_path / "casia")
     write_video(root / "train_release/2/3.avi", faces=range(2, 5))  # missed by 3 frames
@@ -217,6 +218,7 @@ def test_celeba_spoof_teacher_presets():
 # -- interrupted for real, then re-run --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_interrupted_import_continues_where_it_stopped(tmp_path):
     root = casia_fasd(tmp_path / "casia")
     for s in range(4, 11):  # 48 videos in all

@@ -243,6 +243,7 @@ def test_corrupt_video_and_stray_files_are_reported_and_import_finishes(tmp_path
     assert cli.main([*args, "--max-lost", "0.5"]) == 0
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_videos(tmp_path):
     root = replay_attack(tmp_path / "replay")
     out = tmp_path / "out"

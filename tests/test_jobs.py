@@ -304,6 +304,7 @@ def test_cli_lists_cancels_and_resumes(store, capsys):
 
 
 # -- a real job: submit, watch, cancel, resume to done --------------------------------------------
+@pytest.mark.slow
 def test_a_real_job_runs_cancels_and_resumes(store, tmp_path):
     from tests.helpers import stripe_manifest
 

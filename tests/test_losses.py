@@ -306,6 +306,7 @@ def _descend(t_s, t_t, own: bool, g) -> tuple[float, float, float]:
     return first, final, float(F.cosine_similarity(zs_t, t_t).mean().detach())
 
 
+@pytest.mark.slow
 def test_relational_anchored_copies_the_teachers_direction_own_source_does_not():
     """What the gradient does (docs/method.md): against the teacher's source anchors, descent
     drives cos(student, teacher) on target images to 1; with the student's own source features

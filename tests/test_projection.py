@@ -45,6 +45,7 @@ def test_too_few_points_fall_back_to_pca_and_say_so():
         project(z, method="tsne")
 
 
+@pytest.mark.slow
 def test_umap_keeps_clusters_apart_and_is_seeded():
     z, labels = _clusters(300, 64, seed=1)
     xy, info = project(z, method="umap", seed=3)

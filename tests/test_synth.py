@@ -36,6 +36,7 @@ def tiny(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_tiny_manifest_has_every_image_and_column(tiny):
     df = read_manifest(tiny)
     assert len(df) == PRESETS["tiny"].n_images() == 384
@@ -52,6 +53,7 @@ def test_tiny_manifest_has_every_image_and_column(tiny):
     assert all(Path(p).exists() for p in df["abspath"])
 
 
+@pytest.mark.slow
 def test_ids_are_unique_and_splits_subject_disjoint(tiny):
     df = read_manifest(tiny)
     assert all(s.startswith(f"{d}-s") for s, d in zip(df["subject"], df["domain"], strict=True))
@@ -65,6 +67,7 @@ def test_ids_are_unique_and_splits_subject_disjoint(tiny):
     assert attack_devices.str.contains(r"\+").all()  # camera + instrument
 
 
+@pytest.mark.slow
 def test_preprocessing_record_and_datasheet(tiny):
     rec = read_preprocessing(tiny)
     assert rec["generator"] == "fascore.synth" and rec["preset"] == "tiny" and rec["seed"] == 0
@@ -78,6 +81,7 @@ def _no_rendering(*args, **kwargs):
     raise AssertionError("a fresh cache must not be rendered again")
 
 
+@pytest.mark.slow
 def test_second_call_returns_the_cache_without_rendering(tiny, monkeypatch):
     monkeypatch.setattr(sys.modules["fascore.data.synth.generate"], "render_all", _no_rendering)
     before = (tiny / "manifest.csv").stat().st_mtime_ns
@@ -86,6 +90,7 @@ def test_second_call_returns_the_cache_without_rendering(tiny, monkeypatch):
     assert read_state(tiny)["hash"] == PRESETS["tiny"].digest()
 
 
+@pytest.mark.slow
 def test_ensure_synth_uses_the_per_user_cache(tiny, monkeypatch):
     monkeypatch.setenv("FASCORE_DATA_DIR", str(tiny.parent))
     monkeypatch.setattr(sys.modules["fascore.data.synth.generate"], "render_all", _no_rendering)
@@ -136,6 +141,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
 
 
+@pytest.mark.slow
 def test_same_spec_and_seed_give_identical_bytes_with_any_worker_count(tmp_path):
     one = _files(generate(SMALL, tmp_path / "a", seed=3, workers=1).parent)
     two = _files(generate(SMALL, tmp_path / "b", seed=3, workers=2).parent)
@@ -182,6 +188,7 @@ def test_bad_specs_raise_readable_errors():
         SynthSpec(image_size=8)
 
 
+@pytest.mark.slow
 def test_cli_synth_prints_counts_and_gallery_writes_a_labelled_grid(tiny, tmp_path, capsys):
     assert main(["synth", "--preset", "tiny", "--out", str(tiny)]) == 0
     out = capsys.readouterr().out
@@ -258,6 +265,7 @@ def _auc(model: nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
         return roc_auc_score(y, model(x).squeeze(1).numpy())
 
 
+@pytest.mark.slow
 def test_a_small_cnn_learns_studio_and_loses_on_phone(tmp_path):
     studio = generate(SynthSpec(subjects=(24, 1, 8), frames=3, domains=("studio",)), tmp_path / "s")
     phone = generate(SynthSpec(subjects=(1, 1, 8), frames=3, domains=("phone",)), tmp_path / "p")

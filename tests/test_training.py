@@ -68,6 +68,7 @@ def test_the_planted_cue_is_learned(manifest, store):
     assert run.read_json("final")["source_test"]["auc"] > 0.9
 
 
+@pytest.mark.slow
 def test_same_seed_same_scores_on_cpu(manifest, store, tmp_path):
     a = _teacher(manifest, store).read_table("scores")
     other = RunStore(tmp_path / "other")
@@ -77,6 +78,7 @@ def test_same_seed_same_scores_on_cpu(manifest, store, tmp_path):
     np.testing.assert_allclose(a["score"], b["score"], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_continues_after_a_crash(manifest, store, monkeypatch):
     cfg = _cfg(manifest, method="source_only", shots=0, select="source_dev", epochs=3)
     real = training._evaluate
