@@ -21,7 +21,7 @@ def shots_figure(summary: pd.DataFrame, path: Path) -> None:
     import matplotlib  # start-up cost: matplotlib (~1 s), only when a figure is written
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
 
     panels = [p for p in PANELS if not _summary_cell(summary, p[0], p[1]).empty] or [PANELS[0]]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 3.8), dpi=110,
