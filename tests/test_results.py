@@ -112,3 +112,12 @@ def test_tables_use_percent_ci_and_say_n_for_one_episode():
 def test_an_empty_pair_table_keeps_readable_headings():
     empty = tables.paired_table(stats.paired_differences(_rows(), "nobody"))
     assert list(empty.columns) == tables.PAIR_HEADINGS and "diff_mean" not in empty.columns
+
+
+def test_summary_intervals_stay_within_the_unit_interval():
+    df = _rows(episodes=2)
+    df.loc[df["method"] == "finetune", "auc"] = [0.99, 0.6] * (
+        len(df[df["method"] == "finetune"]) // 2
+    )
+    s = stats.summarise(df)
+    assert (s["auc_hi"].dropna() <= 1.0).all() and (s["hter_lo"].dropna() >= 0.0).all()

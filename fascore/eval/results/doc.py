@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fascore.atomic import atomic_write_text
@@ -30,11 +31,16 @@ def conclusions(pairs: pd.DataFrame) -> str:
     rows = pairs[(pairs["regime"] == "few-shot") & (pairs["threshold_rule"] == "shots")]
     lines = []
     for r in rows.itertuples(index=False):
+        tested = (
+            f"Holm p = {r.p_holm:.3f}; this run could detect about {tables.pct(r.detectable)} "
+            "points"
+            if np.isfinite(r.p_holm)
+            else "too few episodes to test"
+        )
         lines.append(
             f"- k = {r.shots}, `{r.method}` vs `{r.baseline}`: **{r.verdict}** (ΔHTER "
-            f"{tables.cell(r.diff_mean, r.ci_lo, r.ci_hi, r.n)} points over {r.n} episodes, "
-            f"Holm p = {r.p_holm:.3f}; this run could detect about "
-            f"{tables.pct(r.detectable)} points)."
+            f"{tables.cell(r.diff_mean, r.ci_lo, r.ci_hi, r.n)} points over {r.n} episode(s); "
+            f"{tested})."
         )
     return "\n".join(lines) or "(no pairs)"
 
