@@ -45,6 +45,27 @@ def conclusions(pairs: pd.DataFrame) -> str:
     return "\n".join(lines) or "(no pairs)"
 
 
+def what_follows(pairs: pd.DataFrame) -> str:
+    """What the corrected tests allow the lab to say, per threshold rule and k (computed)."""
+    lines = []
+    for (regime, rule, k), sub in pairs.groupby(["regime", "threshold_rule", "shots"], sort=False):
+        tested = sub[np.isfinite(sub["p_holm"])]
+        if tested.empty:
+            continue
+        by = {v: sorted(tested.loc[tested["verdict"] == v, "method"]) for v in
+              ("better", "worse", "no detectable difference")}  # fmt: skip
+        det = tested["detectable"].dropna()
+        span = f"{tables.pct(det.min())}-{tables.pct(det.max())}" if len(det) else "n/a"
+        parts = [f"{v}: {', '.join(f'`{m}`' for m in ms)}" for v, ms in by.items() if ms]
+        lines.append(
+            f"- {regime}, {tables.RULE_NAMES.get(rule, rule)} threshold, k = {k} "
+            f"({int(tested['n'].max())} episodes; against `{sub['baseline'].iloc[0]}`): "
+            + "; ".join(parts)
+            + f". Differences smaller than {span} HTER points could not be detected."
+        )
+    return "\n".join(lines) or "(too few episodes to test anything)"
+
+
 def rule_gaps(summary: pd.DataFrame) -> str:
     """Mean over student methods of each rule's HTER minus the oracle's (few-shot, every k)."""
     s = summary[(summary["regime"] == "few-shot")]
@@ -113,6 +134,15 @@ ranks methods by their means alone.
 {conclusions(pairs)}
 
 {tables.markdown(tables.paired_table(pairs))}
+
+## What the lab can and cannot conclude
+
+Every comparison of the verdict table is in one Holm family. A method not named *better* or
+*worse* is not shown to differ from the baseline at this number of episodes, which is not
+evidence that it is equal: the last sentence of each line says how large a difference could
+have gone unseen.
+
+{what_follows(pairs)}
 
 ## All methods at k = 5
 
