@@ -33,6 +33,31 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def step_cpu(threads: int, steps: int = 8) -> float:
+    """CPU seconds per ``distill`` training step (batch 64 + 64, 64 px) with ``threads`` torch
+    threads, in this process."""
+    import torch
+
+    from fascore.config import RunConfig
+    from fascore.train.methods import METHODS, Batch
+    from fascore.train.models import create_model
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = RunConfig(method="distill", data=("x",))
+    method = METHODS.get("distill")(cfg, create_model("alexnet_mini"), create_model("alexnet_mini"))
+    method.train()
+    y = torch.tensor([0, 1] * 32)
+    batch = Batch(torch.randn(64, 3, 64, 64), y, torch.randn(64, 3, 64, 64), y)
+    method.update(batch)
+    c0 = _cpu()
+    for _ in range(steps):
+        method.update(batch)
+    torch.set_num_threads(before)
+    return (_cpu() - c0) / steps
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--episodes", type=int, default=2)
@@ -42,6 +67,7 @@ def main() -> None:
     from fascore.jobs.demo import train_in_process
     from fascore.jobs.sweep import plan_sweep
 
+    one, two = step_cpu(1), step_cpu(2)
     with tempfile.TemporaryDirectory(prefix="bench-episodes-") as tmp:
         os.environ["FASCORE_RUNS_DIR"] = tmp
         base = base_config("demo", None).replace(device="cpu")
@@ -57,11 +83,12 @@ def main() -> None:
     total = teacher + TARGET_EPISODES * episode_cpu
     body = f"""{args.episodes} episodes of the demo protocol (k = 5, 8 epochs, the 6 student
 methods per episode, one teacher for all; analysis off; {done}/{len(plan)} runs done) trained by
-`train_in_process` in {args.workers} one-thread worker processes (torch threads 1 per process:
-on this shared machine two intra-op threads cost ~10x the CPU per training step of one, by
-spinning). CPU time of all processes, children included; the machine was shared with other
-work, so the wall time ({wall:.0f} s for the students, {t1 - t0:.0f} s for the teacher) is not
-the measure.
+`train_in_process` in {args.workers} one-thread worker processes. Why one thread: a `distill`
+training step (batch 64 + 64) cost {one:.2f} CPU s with 1 torch thread and {two:.2f} CPU s with 2
+on this machine at the time (the default 2 threads spin while they wait for each other, and on a
+shared machine they wait a lot). CPU time of all processes, children included; the machine was
+shared with other work, so the wall time ({wall:.0f} s for the students, {t1 - t0:.0f} s for the
+teacher) is not the measure.
 
 - teacher: {teacher:.0f} CPU s, once per seed (its image decoding included);
 - **{3600 / episode_cpu:.1f} episodes per CPU-hour** ({episode_cpu:.0f} CPU s per episode of six

@@ -188,8 +188,8 @@ def test_subject_permutation_test_is_calibrated_on_a_true_null(monkeypatch, requ
         samples = rows.assign(role=np.where(left, "source", "target"))
         out = A.domain_statistics({"teacher": z}, samples, n_per_side=10_000, n_perm=200, seed=t)
         hits += out["views"]["shift"]["p_value"] < 0.05
-    assert out["sampling"]["unit"] == "subject"
     assert 0.03 * trials <= hits <= 0.08 * trials, hits
+    assert out["sampling"]["unit"] == "subject"
 
 
 def test_video_units_over_reject_where_subjects_share_a_face():

@@ -112,3 +112,31 @@ def test_tables_use_percent_ci_and_say_n_for_one_episode():
 def test_an_empty_pair_table_keeps_readable_headings():
     empty = tables.paired_table(stats.paired_differences(_rows(), "nobody"))
     assert list(empty.columns) == tables.PAIR_HEADINGS and "diff_mean" not in empty.columns
+
+
+def test_summary_intervals_stay_within_the_unit_interval():
+    df = _rows(episodes=2)
+    df.loc[df["method"] == "finetune", "auc"] = [0.99, 0.6] * (
+        len(df[df["method"] == "finetune"]) // 2
+    )
+    s = stats.summarise(df)
+    assert (s["auc_hi"].dropna() <= 1.0).all() and (s["hter_lo"].dropna() >= 0.0).all()
+
+
+def test_the_docs_page_is_written_from_run_folders(tmp_path):
+    from types import SimpleNamespace
+
+    from fascore.eval.results.doc import write_doc
+    from tests.fakes import make_fake_store
+
+    runs = make_fake_store(tmp_path / "runs", n_students=6)
+    out = tmp_path / "docs" / "results.md"
+    args = SimpleNamespace(preset="demo", seeds=[0])
+    write_doc(out, {"main": runs}, args, seconds=1.0, cpu=1.0)
+    text = out.read_text()
+    assert "## Verdicts against `finetune`" in text and "not tested" in text  # one episode
+    assert "± 0.0" not in text and "(n = 1)" in text
+    csv = pd.read_csv(out.with_name("results.csv"))
+    assert {"episode", "threshold_rule"} <= set(csv.columns) and set(csv["run"]) == {
+        r.id for r in runs
+    }

@@ -78,7 +78,7 @@ def detectable_difference(sd: float, n: int, m: int, alpha: float = ALPHA) -> fl
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Per (regime, threshold rule, method, shots): ``n`` (episodes), and per metric
     ``<m>_mean``, ``<m>_std`` (ddof 1; NaN for one episode), ``<m>_lo``/``<m>_hi`` (95 % t-CI
-    over episodes) and the mean label budget; sorted by regime, rule, method and shots."""
+    over episodes, clipped to [0, 1]) and the mean label budget; sorted by regime, rule, method and shots."""
     if df.empty:
         return pd.DataFrame(columns=[*GROUP, "n"])
     out = []
@@ -86,7 +86,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(GROUP, keys, strict=True)) | {"n": len(sub)}
         for m in METRICS:
             v = sub[m].astype(float).to_numpy()
-            row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = t_interval(v)
+            mean, lo, hi = t_interval(v)  # every metric is a rate in [0, 1]: so is its CI
+            row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = mean, max(lo, 0.0), min(hi, 1.0)
             finite = v[np.isfinite(v)]
             row[f"{m}_std"] = finite.std(ddof=1) if len(finite) > 1 else np.nan
         row.update({b: sub[b].astype(float).mean() for b in BUDGET})
