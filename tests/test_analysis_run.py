@@ -205,6 +205,7 @@ def test_epoch_part_and_run_part_merge_in_either_order(tmp_path, tracker_first):
     )
 
 
+@pytest.mark.slow
 def test_maps_show_at_most_map_epochs_but_mmd_covers_every_epoch(tmp_path):
     assert map_epochs(3).tolist() == [0, 1, 2]
     picked = map_epochs(15)

@@ -351,6 +351,7 @@ def damaged(tmp_path, monkeypatch):
     return runs, _corrupt(runs)
 
 
+@pytest.mark.slow
 def test_7_runs_lists_each_damaged_run_as_unreadable(damaged, capsys):
     runs, reasons = damaged
     assert main(["runs"]) == 0

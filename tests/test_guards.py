@@ -63,6 +63,7 @@ def test_a_subject_in_two_splits_is_an_error(manifest, store, tmp_path):
     assert store.run(cfg.run_id()).state() == "failed"
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_the_run_and_keeps_its_checkpoints(manifest, store, monkeypatch):
     cls = METHODS.get("source_only")
     real, calls = cls.update, {"n": 0}

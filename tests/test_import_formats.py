@@ -344,6 +344,7 @@ def test_celeba_import_skips_entries_whose_label_is_not_a_vector(tmp_path):
         run_import("celeba-spoof", root, tmp_path / "out2", ImportOptions(detector="haar"))
 
 
+@pytest.mark.slow
 def test_the_label_file_is_read_within_its_memory_bound(tmp_path):
     """Streamed: peak memory is the file's text plus at most 400 bytes per entry (one
     ``json.load`` of the whole file holds every 44-element list: ~600 bytes per entry)."""

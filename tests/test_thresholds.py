@@ -70,6 +70,7 @@ def test_label_budget_of_each_rule():
     assert regimes.threshold_rule("target-dev", "shots", has_shots=True) == "target_dev"
 
 
+@pytest.mark.slow
 def test_every_run_records_each_threshold_rule_beside_its_budget(manifest, store):
     teacher = training.train(
         _cfg(manifest, method="source_only", shots=0, select="source_dev"), store, progress=False

@@ -36,6 +36,7 @@ def _teacher(manifest, store):
     return training.train(cfg, store, progress=False)
 
 
+@pytest.mark.slow
 def test_teacher_then_student_write_complete_run_folders(manifest, store):
     teacher = _teacher(manifest, store)
     assert teacher.state() == "done" and teacher.has("done")
@@ -59,6 +60,7 @@ def test_teacher_then_student_write_complete_run_folders(manifest, store):
     assert not models["student"].training
 
 
+@pytest.mark.slow
 def test_the_planted_cue_is_learned(manifest, store):
     run = training.train(
         _cfg(manifest, method="source_only", shots=0, select="source_dev", epochs=4),
