@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PAGES = ("overview", "train", "experiment", "compare", "alignment", "gradcam", "report")
+PAGES = ("overview", "train", "experiment", "compare", "alignment", "gradcam", "shift", "report")
 DEMO_EXPERIMENT = "synthfas-demo"
 COLD_TARGET_S, WARM_TARGET_S, CLICK_TARGET_S = 3.0, 1.0, 0.5
 #: page -> (query parameters, key of the radio clicked); pages without a radio have no click.
@@ -39,6 +39,7 @@ CLICKS = {
     "compare": ({"view": "Distributions"}, "cmp_by"),
     "alignment": ({}, "view"),
     "gradcam": ({}, "gc_scale"),
+    "shift": ({}, "sh_rank_model"),
 }
 
 
