@@ -349,9 +349,10 @@ def score_figure(scores: EpochScores, thresholds: dict[str, float], regime: str)
         ))  # fmt: skip
     for role in scores.frame["role"].unique():
         if role in thresholds:
+            where = "top left" if role == "target" else "bottom right"  # no overlap if close
             fig.add_hline(y=thresholds[role], line_dash="dash", line_color="black",
-                          annotation_text=f"{role} threshold ({regime}) "
-                          f"{thresholds[role]:.3f}")  # fmt: skip
+                          annotation_position=where, annotation_text=f"{role} threshold "
+                          f"({regime}) {thresholds[role]:.3f}")  # fmt: skip
     fig.update_layout(title=f"the {scores.model}'s P(spoof) per epoch (red spoof, green live)",
                       template="plotly_white", height=320, xaxis_title="epoch",
                       yaxis=dict(title="P(spoof)", range=[-0.02, 1.02]),
@@ -376,8 +377,8 @@ def score_curves(run: Run, data: ShiftData, rows: pd.DataFrame) -> None:
     st.caption(
         f"{scores.tracked:,} of the {scores.selected:,} selected samples are in the subset the "
         "run tracked per epoch (a fixed balanced subset, up to 128 per domain, half live and "
-        f"half spoof){drawn}. Dashed: the {data.regime} regime's threshold; spoof iff "
-        "P(spoof) ≥ threshold."
+        f"half spoof){drawn}. Dashed: the {data.regime} regime's threshold of each domain "
+        "shown; spoof iff P(spoof) ≥ threshold."
     )
 
 
