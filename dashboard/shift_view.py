@@ -19,6 +19,7 @@ from dashboard import ui
 from fascore.errors import FascoreError
 from fascore.eval.shift import selection as sel
 from fascore.eval.shift.data import ShiftData, load_shift
+from fascore.eval.shift.epochs import EpochScores, epoch_scores
 from fascore.eval.shift.neighbours import neighbours
 from fascore.eval.shift.slices import error_slices, shift_ranking
 from fascore.share import samples as gradcam
@@ -333,15 +334,65 @@ def epoch_figure(frames: pd.DataFrame, ids: np.ndarray, view: str = "student") -
     return fig
 
 
-def over_training(run: Run, rows: pd.DataFrame) -> None:
-    """The selected samples' trajectories across the run's per-epoch maps."""
+def score_figure(scores: EpochScores, thresholds: dict[str, float], regime: str):
+    """One line per shown sample (its P(spoof) per epoch, red spoof, green live) and the
+    regime's threshold of each role shown as a dashed line."""
+    fig = go.Figure()
+    for sample, part in scores.frame.groupby("sample", sort=False):
+        label, attack = part["label"].iloc[0], part["attack"].iloc[0]
+        fig.add_trace(go.Scatter(
+            x=part["epoch"], y=part["score"], mode="lines+markers", showlegend=False,
+            line=dict(color="#d62728" if label == "spoof" else "#2ca02c", width=1),
+            marker=dict(size=4), opacity=0.7,
+            hovertemplate=f"sample {sample} · {label}/{attack} · {part['role'].iloc[0]}<br>"
+            "epoch %{x}: P(spoof) %{y:.3f}<extra></extra>",
+        ))  # fmt: skip
+    for role in scores.frame["role"].unique():
+        if role in thresholds:
+            where = "top left" if role == "target" else "bottom right"  # no overlap if close
+            fig.add_hline(y=thresholds[role], line_dash="dash", line_color="black",
+                          annotation_position=where, annotation_text=f"{role} threshold "
+                          f"({regime}) {thresholds[role]:.3f}")  # fmt: skip
+    fig.update_layout(title=f"the {scores.model}'s P(spoof) per epoch (red spoof, green live)",
+                      template="plotly_white", height=320, xaxis_title="epoch",
+                      yaxis=dict(title="P(spoof)", range=[-0.02, 1.02]),
+                      margin=dict(l=30, r=10, t=40, b=30))  # fmt: skip
+    return fig
+
+
+def score_curves(run: Run, data: ShiftData, rows: pd.DataFrame) -> None:
+    """The selected tracked samples' P(spoof) per epoch by the run's own model (the student),
+    worst first, at most ``epochs.MAX_LINES`` of them, against the regime's thresholds."""
+    model = data.models[-1]
+    ids = sel.worst_first(rows)["sample"].to_numpy()
+    scores = epoch_scores(ui.read_arrays(run, "epoch_embeddings"), ids, model)
+    if not scores.stored:
+        st.caption("This run predates per-epoch scores: its tracker stored embeddings only, "
+                   "so no score curve is drawn.")  # fmt: skip
+        return
+    if len(scores.frame):
+        fig = score_figure(scores, data.thresholds.get(model, {}), data.regime)
+        st.plotly_chart(fig, key="sh_epoch_scores")
+    drawn = f"; the {scores.shown} worst drawn" if scores.shown < scores.tracked else ""
+    st.caption(
+        f"{scores.tracked:,} of the {scores.selected:,} selected samples are in the subset the "
+        "run tracked per epoch (a fixed balanced subset, up to 128 per domain, half live and "
+        f"half spoof){drawn}. Dashed: the {data.regime} regime's threshold of each domain "
+        "shown; spoof iff P(spoof) ≥ threshold."
+    )
+
+
+def over_training(run: Run, data: ShiftData, rows: pd.DataFrame) -> None:
+    """The selected samples' trajectories across the run's per-epoch maps and their P(spoof)
+    per epoch."""
     st.subheader("Over training")
     frames = ui.read_table(run, "epoch_projection")
     fig = epoch_figure(frames, rows["sample"].to_numpy()) if frames is not None else None
     if fig is None:
         ui.empty_state(
-            "Select samples on a map to follow them across the per-epoch maps (only the subset "
-            "the run tracked per epoch has them; per-epoch scores are not stored)."
+            "Select samples on a map to follow them across the per-epoch maps and scores (only "
+            "the subset the run tracked per epoch has them)."
         )
-    else:
-        st.plotly_chart(fig, key="sh_epochs")
+        return
+    st.plotly_chart(fig, key="sh_epochs")
+    score_curves(run, data, rows)

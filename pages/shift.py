@@ -141,7 +141,7 @@ def shift_page() -> None:
     if can_save and st.button("Add this selection to the report as a case"):
         cases.add_case(run, sel.to_params(state, run.id), rows["sample"].tolist())
         st.success("Added: the report of this run now shows it as a case.")
-    view.over_training(run, rows)
+    view.over_training(run, data, rows)
     new = _where(run, data, state)
     _write_link(new, run.id)
     if new != state:

@@ -169,9 +169,11 @@ def _analysis(run: Run, index: pd.DataFrame, emb: dict, scores: dict, rng) -> No
     own = "student" if "student" in emb else "teacher"
     per_epoch = {m: [z + (EPOCHS - e) * 0.4 * rng.normal(0, 1, z.shape[1]) if m == own else z
                      for e in range(1, EPOCHS + 1)] for m, z in emb.items()}  # fmt: skip
-    run.write_arrays(
-        "epoch_embeddings", pack_epochs(list(range(1, EPOCHS + 1)), per_epoch, index[META])
-    )
+    # per-epoch P(spoof): the trained model's scores move from 0.5 to their final values
+    per_score = {m: [0.5 + (np.asarray(p) - 0.5) * (e / EPOCHS if m == own else 1.0)
+                     for e in range(1, EPOCHS + 1)] for m, p in scores.items()}  # fmt: skip
+    epochs = list(range(1, EPOCHS + 1))
+    run.write_arrays("epoch_embeddings", pack_epochs(epochs, per_epoch, index[META], per_score))
     finish_epochs(run, umap=False)
 
 

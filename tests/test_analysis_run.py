@@ -17,7 +17,10 @@ from fascore.eval.analysis.embed import (
     embed,
     finish_epochs,
     map_epochs,
+    pack_epochs,
+    unpack_epochs,
 )
+from fascore.eval.analysis.epoch_scores import unpack_scores
 from fascore.eval.analysis.error_sets import error_table, run_thresholds
 from fascore.eval.analysis.projection import COLUMNS
 from fascore.store.runs import Run, RunStore
@@ -168,6 +171,42 @@ def test_epoch_tracker_subset_update_and_mode_restore(tmp_path):
     again.update(2, models)
     again.update(3, models)
     assert run.read_arrays("epoch_embeddings")["epochs"].tolist() == [1, 2, 3]
+
+
+def test_epoch_tracker_stores_each_models_scores_per_epoch(tmp_path):
+    run = _run(tmp_path, "student-run")
+    samples, images, models = _samples(), _images(), _models()
+    tracker = EpochTracker(run, samples, images, n_per_domain=16, seed=0)
+    for epoch in (1, 2):
+        tracker.update(epoch, models)
+    scores = unpack_scores(run.read_arrays("epoch_embeddings"))
+    assert set(scores) == {"teacher", "student"} and scores["student"].shape == (2, 32)
+    rows = np.flatnonzero(np.isin(samples["sample"], tracker.meta["sample"]))
+    p = embed(models["student"], images[torch.as_tensor(rows)])[1]
+    assert np.allclose(scores["student"][1], p, atol=1e-6)  # P(spoof) of the tracked rows
+    assert ((scores["teacher"] >= 0) & (scores["teacher"] <= 1)).all()
+
+
+def test_epoch_file_without_scores_still_reads_and_resumes(tmp_path):
+    run = _run(tmp_path, "student-run")
+    samples, images, models = _samples(), _images(), _models()
+    tracker = EpochTracker(run, samples, images, n_per_domain=16, seed=0)
+    tracker.update(1, models)
+    old = {k: v for k, v in run.read_arrays("epoch_embeddings").items() if "score" not in k}
+    run.write_arrays("epoch_embeddings", old, compress=False)  # as written before scores
+    assert unpack_scores(run.read_arrays("epoch_embeddings")) == {}
+    epochs, emb, meta = unpack_epochs(run.read_arrays("epoch_embeddings"))
+    assert epochs.tolist() == [1] and emb["student"].shape == (1, 32, 256) and len(meta) == 32
+    assert finish_epochs(run, umap=False)["per_epoch"][0]["epoch"] == 1
+    again = EpochTracker(run, samples, images, n_per_domain=16, seed=0)  # resumed
+    again.update(2, models)
+    scores = unpack_scores(run.read_arrays("epoch_embeddings"))["student"]
+    assert np.isnan(scores[0]).all() and not np.isnan(scores[1]).any()  # epoch 1: unknown
+    assert (
+        pack_epochs([1], {"student": [np.zeros((2, 3))]}, meta.head(2))
+        .keys()
+        .isdisjoint({"score_student"})
+    )
 
 
 def test_balanced_subset_when_a_group_is_short():

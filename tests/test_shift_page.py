@@ -117,3 +117,38 @@ def test_a_shared_dashboard_saves_no_case(student, monkeypatch):
     monkeypatch.setenv("FASCORE_SHARE", "1")
     at = _page(run=student.id, sel="slice:attack=print")
     assert _grid(at) and not [b for b in at.button if b.label.startswith("Add this selection")]
+
+
+def _said(at: AppTest) -> str:
+    return " ".join(str(c.value) for c in at.caption)
+
+
+def test_over_training_draws_the_selected_samples_scores_per_epoch(student):
+    import json
+
+    from fascore.eval.shift.epochs import MAX_LINES
+
+    at = _page(run=student.id, sel="slice:attack=print")
+    data = load_shift(student)
+    n = int((data.samples["attack"] == "print").sum())
+    assert f"{n:,} of the {n:,} selected samples are in the subset the run tracked" in _said(at)
+    charts = [c for c in at.get("plotly_chart") if "P(spoof) per epoch" in c.proto.spec]
+    spec = json.loads(charts[0].proto.spec)
+    assert len(spec["data"]) == min(n, MAX_LINES)  # one line per drawn sample
+    dashed = [s for s in spec["layout"]["shapes"] if s["line"]["dash"] == "dash"]
+    roles = set(data.samples.loc[data.samples["attack"] == "print", "role"])
+    expected = {round(t, 6) for r, t in data.thresholds["student"].items() if r in roles}
+    assert {round(s["y0"], 6) for s in dashed} == expected and expected
+
+
+def test_a_run_from_before_per_epoch_scores_says_so(student):
+    old = student.read_arrays("epoch_embeddings")
+    try:
+        student.write_arrays(
+            "epoch_embeddings", {k: v for k, v in old.items() if not k.startswith("score_")}
+        )
+        at = _page(run=student.id, sel="slice:attack=print")
+        assert "predates per-epoch scores" in _said(at)
+        assert not [c for c in at.get("plotly_chart") if "P(spoof) per epoch" in c.proto.spec]
+    finally:
+        student.write_arrays("epoch_embeddings", old)

@@ -30,6 +30,7 @@ from fascore.eval.analysis.alignment import (
     sample_sides,
     views_for,
 )
+from fascore.eval.analysis.epoch_scores import pack_scores, unpack_scores
 from fascore.eval.analysis.error_sets import error_counts, error_table, run_thresholds
 from fascore.eval.analysis.gradcam import eval_mode, spoof_probability, to_unit
 from fascore.eval.analysis.projection import META, projection_table, view_points
@@ -179,11 +180,19 @@ def _epoch_mmd(emb: dict[str, np.ndarray], roles: np.ndarray, views: list[str]) 
     return out
 
 
-def pack_epochs(epochs: list[int], arrays: dict[str, list[np.ndarray]], meta: pd.DataFrame) -> dict:
-    """The epoch_embeddings file: ``epochs`` (E,), one (E, n, D) float16 array per model and the
-    subset's metadata as ``meta_<column>`` (n,) arrays (plain strings: no pickles)."""
+def pack_epochs(
+    epochs: list[int],
+    arrays: dict[str, list[np.ndarray]],
+    meta: pd.DataFrame,
+    scores: dict[str, list[np.ndarray]] | None = None,
+) -> dict:
+    """The epoch_embeddings file: ``epochs`` (E,), one (E, n, D) float16 array per model, the
+    models' P(spoof) as ``score_<model>`` (E, n) float32 when ``scores`` are given
+    (``epoch_scores``) and the subset's metadata as ``meta_<column>`` (n,) arrays (plain
+    strings: no pickles)."""
     out = {"epochs": np.asarray(epochs, dtype=np.int64)}
     out.update({m: np.stack(v).astype(np.float16) for m, v in arrays.items()})
+    out.update(pack_scores(scores or {}))
     out["meta_sample"] = meta["sample"].to_numpy().astype(np.int64)
     out.update({f"meta_{c}": meta[c].astype(str).to_numpy().astype(str) for c in META[1:]})
     return out
@@ -200,7 +209,7 @@ class EpochTracker:
     """Embeds a fixed, seeded, balanced subset of the analysis samples at every evaluation.
 
     The subset holds up to ``n_per_domain`` rows per role (half live, half spoof). ``update``
-    stores the embeddings (``epoch_embeddings``) and returns the headline MMD² (``aligned``:
+    stores the embeddings and each model's P(spoof) (``epoch_embeddings``) and returns the headline MMD² (``aligned``:
     teacher on source vs student on target; ``shift`` for a teacher-only run) for the log.
     A tracker built for a resumed run keeps the epochs already stored before the resumed one.
     """
@@ -220,41 +229,51 @@ class EpochTracker:
         self.images = torch.as_tensor(images)[torch.as_tensor(rows, dtype=torch.long)]
         self.epochs: list[int] = []
         self.arrays: dict[str, list[np.ndarray]] = {}
-        self._frozen: dict[str, np.ndarray] = {}
+        self.scores: dict[str, list[np.ndarray]] = {}
+        self._frozen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         old = run.read_arrays("epoch_embeddings")
         if old is not None and np.array_equal(old.get("meta_sample"), self.meta["sample"]):
             epochs, models, _ = unpack_epochs(old)
             self.epochs = [int(e) for e in epochs]
             self.arrays = {m: list(v) for m, v in models.items()}
+            stored = unpack_scores(old)  # a file from before per-epoch scores: NaN (unknown)
+            blank = np.full((len(epochs), len(self.meta)), np.nan, np.float32)
+            self.scores = {m: list(stored.get(m, blank)) for m in models}
 
     def update(self, epoch: int, models: dict[str, nn.Module]) -> float | None:
         """Embed the subset with ``models`` (eval mode, no grad, modes restored) after ``epoch``."""
         keep = [i for i, e in enumerate(self.epochs) if e < epoch]
         if set(self.arrays) != set(models):
-            keep, self.arrays = [], {m: [] for m in models}
+            keep, self.arrays, self.scores = [], {m: [] for m in models}, {m: [] for m in models}
         self.epochs = [self.epochs[i] for i in keep] + [int(epoch)]
         # rounded as stored, so the value logged now equals the one finish() recomputes
-        emb = {name: self._embed(name, model) for name, model in models.items()}
-        for name, z in emb.items():
+        out = {name: self._embed(name, model) for name, model in models.items()}
+        emb = {name: z for name, (z, _) in out.items()}
+        for name, (z, p) in out.items():
             self.arrays[name] = [self.arrays[name][i] for i in keep] + [z]
+            self.scores[name] = [self.scores[name][i] for i in keep] + [p]
         # uncompressed: rewritten every epoch, and float16 features barely compress (~2x slower
         # than the whole evaluation for ~1.8x the bytes)
         self.run.write_arrays(
-            "epoch_embeddings", pack_epochs(self.epochs, self.arrays, self.meta), compress=False
+            "epoch_embeddings",
+            pack_epochs(self.epochs, self.arrays, self.meta, self.scores),
+            compress=False,
         )
         view = headline_view(views_for(emb))
         return _epoch_mmd(emb, self.meta["role"].to_numpy(), [view])[view] if view else None
 
-    def _embed(self, name: str, model: nn.Module) -> np.ndarray:
-        """The subset's embeddings by ``model``, rounded to float16 as stored. A frozen model
-        (no parameter that trains: a student's teacher) is embedded once per process."""
+    def _embed(self, name: str, model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        """The subset's embeddings by ``model``, rounded to float16 as stored, and its P(spoof)
+        (n,) float32. A frozen model (no parameter that trains: a student's teacher) is
+        embedded once per process."""
         frozen = not any(p.requires_grad for p in model.parameters())
         if frozen and name in self._frozen:
             return self._frozen[name]
-        z = embed(model, self.images)[0].astype(np.float16).astype(np.float32)
+        z, p = embed(model, self.images)
+        out = (z.astype(np.float16).astype(np.float32), p.astype(np.float32))
         if frozen:
-            self._frozen[name] = z
-        return z
+            self._frozen[name] = out
+        return out
 
     def finish(self, umap: bool = True) -> dict | None:
         """Per-epoch MMD into alignment.json and per-epoch maps into ``epoch_projection``."""
