@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -66,44 +67,59 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 40.0) -> No
     pytest.fail(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def dashboard_server(store: Path, log_dir: Path):
+    """``streamlit run dashboard/app.py`` on a free loopback port over run store ``store``,
+    as a user starts it; yields its URL and stops its process group afterwards. Skips (with the
+    reason) where Debian's chromium or playwright is missing."""
     if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
     pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    store = tmp_path_factory.mktemp("browser") / "runs"
-    runs = make_fake_store(store, n_students=3, weights=True)  # weights: Grad-CAM renders
     port = _free_port()
     env = {**os.environ, "FASCORE_RUNS_DIR": str(store), "FASCORE_SHARE": ""}
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
            str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
            "--browser.gatherUsageStats", "false"]  # fmt: skip
-    log = open(tmp_path_factory.mktemp("browser-log") / "streamlit.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield f"http://127.0.0.1:{port}", runs
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    with open(log_dir / "streamlit.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+            _wait_healthy(f"http://127.0.0.1:{port}", proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's chromium driven by playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright  # lazy: only browser tests need playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    store = tmp_path_factory.mktemp("browser") / "runs"
+    runs = make_fake_store(store, n_students=3, weights=True)  # weights: Grad-CAM renders
+    with dashboard_server(store, tmp_path_factory.mktemp("browser-log")) as url:
+        yield url, runs
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as b:
+        yield b
 
 
 def _screens(tmp_path: Path) -> Path:

@@ -4,13 +4,8 @@ inspector, and one readable message for each kind of bad input."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -19,7 +14,7 @@ from fascore.eval.shift import selection as sel
 from fascore.eval.shift.data import load_shift
 from fascore.store.runs import Run
 from tests.fakes import make_fake_store
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, ROOT, _free_port, _wait_healthy
+from tests.test_browser import IDLE, chromium, dashboard_server
 
 pytestmark = pytest.mark.browser
 GRID_MAX = 48  # dashboard.shift_view.GRID_MAX (not imported: it pulls in streamlit)
@@ -40,43 +35,17 @@ def _broken_copies(student: Run) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
     store = tmp_path_factory.mktemp("shift-browser") / "runs"
     runs = make_fake_store(store, n_students=1, weights=True)
     broken = _broken_copies(runs[1])
-    port = _free_port()
-    env = {**os.environ, "FASCORE_RUNS_DIR": str(store), "FASCORE_SHARE": ""}
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-           str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]  # fmt: skip
-    log = open(tmp_path_factory.mktemp("shift-log") / "streamlit.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield f"http://127.0.0.1:{port}", runs, broken
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    with dashboard_server(store, tmp_path_factory.mktemp("shift-log")) as url:
+        yield url, runs, broken
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as b:
+        yield b
 
 
 def _open(browser, url: str):
