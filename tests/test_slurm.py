@@ -236,22 +236,39 @@ def test_cancel_leaves_the_job_cancelled_in_slurm_and_the_store(store, manifest)
     assert squeue.stdout.strip() == ""  # nothing pending, running or completing: allocation free
 
 
+EPOCHS = 60
+
+
+def _start_now(job: str, run: Run, timeout: float) -> None:
+    """Slurm holds a requeued job back a while (reason BeginTime): ask it to start now until the
+    run resumes (an update sent while the job is still completing its first pass is ignored)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"],
+                       capture_output=True)  # fmt: skip
+        if run.state() == "running" and "resumed after epoch" in run.log_tail(200):
+            return
+        time.sleep(1.0)
+    show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True)
+    raise AssertionError(f"the requeued job did not resume; log: {run.log_tail(20)}; "
+                         f"state {run.state()}; slurm: {show.stdout}")  # fmt: skip
+
+
 @slow
 @pytest.mark.slurm
 def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(store, manifest):
     """USR2 is what Slurm sends before a time limit or a preemption (``--signal=USR2@90``):
     submitit's hook requeues the same job, which continues from the run's checkpoint. A job
     killed by Slurm (``scancel --signal=KILL``) reads interrupted; ``resume`` resubmits it."""
-    run = jobs.submit(_config(manifest, epochs=20, steps_per_epoch=1), store,
+    # 60 one-step epochs (~0.2 s each): enough left after the resume that the kill below lands
+    # before the run can finish on an idle machine
+    run = jobs.submit(_config(manifest, epochs=EPOCHS, steps_per_epoch=1), store,
                       slurm.SlurmLauncher(OPTS))  # fmt: skip
     job = run.status()["slurm_job"]
     _watch([run], lambda s: s[run.id] == "running" and len(run.metrics()) >= 2, 120)
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     _watch([run], lambda s: s[run.id] == "queued", 30)  # requeued: pending again
-    # Slurm holds a requeued job back a while (reason BeginTime); let it start now.
-    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
-    _watch([run], lambda s: s[run.id] == "running" and "resumed after epoch" in run.log_tail(200),
-           120)  # fmt: skip
+    _start_now(job, run, 120)
     assert "requeued, will resume" in run.log_tail(200) and run.status()["slurm_job"] == job
     resumed_at = len(run.metrics())
     _watch([run], lambda s: len(run.metrics()) > resumed_at, 60)
@@ -263,7 +280,7 @@ def test_preempted_requeues_itself_and_killed_reads_interrupted_and_resumes(stor
     _watch([run], lambda s: s[run.id] not in ("queued", "running"), 240)
     assert run.state() == "done", run.log_tail()
     assert run.log_tail(500).count("resumed after epoch") == 2
-    assert run.metrics()[-1]["epoch"] == 20 and epochs_before < 20
+    assert run.metrics()[-1]["epoch"] == EPOCHS and epochs_before < EPOCHS
 
 
 @slow
